@@ -1,0 +1,505 @@
+"""Every use of pytest's private internals, and nothing else.
+
+pytest keeps per-test state in objects that exist once per session: a
+``FixtureDef`` holds one cached value and one finalizer list, ``SetupState`` is
+one stack of nodes, the capture manager and the logging plugin each hold one
+set of per-phase handlers. This module bends each of them just enough for
+several tests to be in flight at once, so that a pytest upgrade that moves
+these internals touches this file alone:
+
+* :class:`FixtureInstances` gives every test its own copies of the
+  function-scoped ``FixtureDef`` objects it uses, and every scope node (module,
+  class, package, session) its own copy of each wider-scoped one, so each copy
+  caches exactly one instance. Copies of wider-scoped fixtures are executed by
+  one test at a time: the second test to ask waits for the first to finish the
+  setup, then gets the cached value.
+* :class:`ConcurrentSetupState` replaces the ``SetupState`` stack with a
+  forest: several items may be set up at once, collectors are set up by the
+  first item that needs them and torn down when their last item finishes.
+* :func:`setup_async_fixture` runs ``async def`` fixtures through pytest's own
+  fixture call path.
+* :func:`route_phase_capture` makes the capture manager and the logging plugin
+  route output and records by context for concurrent tests.
+* :func:`run_setup_and_call` / :func:`run_teardown` are pytest's
+  ``runtestprotocol``, split so that the teardown can run shielded from
+  cancellation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import os
+import sys
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any
+
+import anyio
+import pytest
+from _pytest.capture import CaptureManager
+from _pytest.fixtures import (
+    FixtureDef,
+    FuncFixtureInfo,
+    SubRequest,
+    call_fixture_func,
+    get_scope_node,
+    get_scope_package,
+    resolve_fixture_function,
+)
+from _pytest.logging import LoggingPlugin, LogCaptureHandler, caplog_handler_key, caplog_records_key
+from _pytest.nodes import Node
+from _pytest.outcomes import TEST_OUTCOME
+from _pytest.runner import SetupState, call_and_report, show_test_item
+from _pytest.scope import Scope
+
+from . import bridge, routing
+from .current import running_test
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = [
+    "ConcurrentSetupState",
+    "FixtureInstances",
+    "is_async_fixture",
+    "route_phase_capture",
+    "run_setup_and_call",
+    "run_teardown",
+    "setup_async_fixture",
+]
+
+AnyFixtureDef = FixtureDef[Any]
+
+
+# ---------------------------------------------------------------------------
+# Fixture instances
+
+
+class FixtureInstances:
+    """Which ``FixtureDef`` copy serves which test.
+
+    A ``FixtureDef`` caches one value; pytest gets away with that because one
+    test runs at a time and wider-scoped values are torn down when the next
+    test leaves their scope. Here each item gets fresh copies of the
+    definitions it uses at function scope, and each (definition, scope node)
+    pair one shared copy, so a module-scoped fixture from a conftest has one
+    instance per module even when tests of two modules overlap.
+    """
+
+    def __init__(self) -> None:
+        self._shared: dict[tuple[AnyFixtureDef, Node], AnyFixtureDef] = {}
+        self._executing: dict[AnyFixtureDef, anyio.Event] = {}
+
+    def isolate(self, item: pytest.Item) -> None:
+        """Point ``item`` at its own fixture definitions. Call once, before the
+        item is set up; items without pytest fixtures are left alone."""
+        if not isinstance(item, pytest.Function):
+            return
+        info: FuncFixtureInfo = item._fixtureinfo
+        per_item = _ItemFixtureDefs(self, item)
+        for name, definitions in info.name2fixturedefs.items():
+            per_item[name] = per_item.copies_for(name, definitions)
+        item._fixtureinfo = dataclasses.replace(info, name2fixturedefs=per_item)
+        item._initrequest()
+
+    def slots(self, item: pytest.Item) -> dict[object, object]:
+        """The shared fixture instances ``item`` needs a particular value of.
+
+        A wider-scoped fixture parametrized over several values holds one of
+        them at a time (pytest orders tests so that it changes rarely); the
+        scheduler must not let users of two values overlap.
+        """
+        callspec = getattr(item, "callspec", None)
+        if callspec is None:
+            return {}
+        slots: dict[object, object] = {}
+        for name, scope in callspec._arg2scope.items():
+            if scope is Scope.Function or name not in callspec.params:
+                continue
+            node = _scope_node(item, scope, None)
+            slots[("param", name, node.nodeid)] = callspec.indices[name]
+        return slots
+
+    def _copy(self, item: pytest.Item, name: str, definition: AnyFixtureDef) -> AnyFixtureDef:
+        scope = _effective_scope(item, name, definition)
+        if scope is Scope.Function:
+            return _fresh_copy(definition)
+        node = _scope_node(item, scope, definition)
+        if node is item:
+            # A class-scoped fixture used outside a class lives as long as the item.
+            return _fresh_copy(definition)
+        key = (definition, node)
+        shared = self._shared.get(key)
+        if shared is None:
+            shared = _fresh_copy(definition)
+            shared.__dict__["execute"] = self._one_at_a_time(shared)
+            self._shared[key] = shared
+        return shared
+
+    def _one_at_a_time(self, definition: AnyFixtureDef) -> Callable[..., Any]:
+        execute = FixtureDef.execute.__get__(definition)
+
+        def execute_one_at_a_time(request: SubRequest) -> Any:
+            if not bridge.in_bridged_code():
+                return execute(request)
+            while (busy := self._executing.get(definition)) is not None:
+                bridge.wait_for(busy.wait())
+            done = anyio.Event()
+            self._executing[definition] = done
+            try:
+                return execute(request)
+            finally:
+                del self._executing[definition]
+                done.set()
+
+        return execute_one_at_a_time
+
+
+class _ItemFixtureDefs(dict[str, Sequence[AnyFixtureDef]]):
+    """An item's name -> definitions map, which also copies the definitions
+    of fixtures the item requests dynamically (``request.getfixturevalue``)."""
+
+    def __init__(self, instances: FixtureInstances, item: pytest.Function) -> None:
+        super().__init__()
+        self._instances = instances
+        self._item = item
+
+    def copies_for(
+        self, name: str, definitions: Sequence[AnyFixtureDef]
+    ) -> tuple[AnyFixtureDef, ...]:
+        return tuple(self._instances._copy(self._item, name, d) for d in definitions)
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        found = super().get(name)
+        if found is not None:
+            return found
+        definitions = self._item.session._fixturemanager.getfixturedefs(name, self._item)
+        if definitions is None:
+            return default
+        copies = self.copies_for(name, definitions)
+        self[name] = copies
+        return copies
+
+
+def _fresh_copy(definition: AnyFixtureDef) -> AnyFixtureDef:
+    clone = object.__new__(type(definition))
+    clone.__dict__.update(definition.__dict__)
+    clone.__dict__.pop("execute", None)
+    clone.cached_result = None
+    clone.__dict__["_finalizers"] = []
+    return clone
+
+
+def _effective_scope(item: pytest.Item, name: str, definition: AnyFixtureDef) -> Scope:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and name in callspec.params:
+        return callspec._arg2scope[name]  # type: ignore[no-any-return]
+    return definition._scope
+
+
+def _scope_node(item: pytest.Item, scope: Scope, definition: AnyFixtureDef | None) -> Node:
+    """The node a value of ``scope`` is cached on, as ``SubRequest.node``
+    computes it."""
+    node: Node | None
+    if scope is Scope.Package and definition is not None:
+        node = get_scope_package(item, definition)
+    else:
+        node = get_scope_node(item, scope)
+    return node if node is not None else item
+
+
+# ---------------------------------------------------------------------------
+# Setup and teardown of nodes
+
+
+class ConcurrentSetupState(SetupState):
+    """A ``SetupState`` that holds several items at once.
+
+    ``stack`` keeps pytest's shape (node -> finalizers, setup error) but may
+    hold several branches of the collection tree. A collector is set up by
+    the first item that needs it and torn down, as part of the teardown of
+    the item that finishes last among those that need it, so its fixtures
+    outlive every test that uses them. Whatever is still set up when the
+    session ends (after ``-x``, say) is torn down by ``teardown_exact(None)``
+    outside any test.
+    """
+
+    def __init__(self, items: Sequence[pytest.Item]) -> None:
+        super().__init__()
+        self._items_left: Counter[Node] = Counter(
+            node for item in items for node in item.listchain()[:-1]
+        )
+
+    def setup(self, item: pytest.Item) -> None:
+        """Set up the collectors ``item`` needs that are not set up yet, then
+        the item itself."""
+        for node in item.listchain():
+            entry = self.stack.get(node)
+            if entry is not None:
+                if entry[1] is not None:
+                    raise entry[1][0].with_traceback(entry[1][1])
+                continue
+            self.stack[node] = ([node.teardown], None)
+            try:
+                node.setup()
+            except TEST_OUTCOME as exc:
+                self.stack[node] = (self.stack[node][0], (exc, exc.__traceback__))
+                raise
+
+    def teardown_exact(self, nextitem: pytest.Item | None) -> None:
+        """Tear down the running item, and the collectors it was the last
+        user of; outside any item, tear down everything still set up."""
+        del nextitem  # the order of later items does not decide teardown here
+        current = running_test.get()
+        if current is None:
+            nodes = list(reversed(self.stack))
+        else:
+            nodes = [current.item, *self._release(current.item)]
+        exceptions: list[BaseException] = []
+        try:
+            for node in nodes:
+                exceptions.extend(self._finalize(node))
+        finally:
+            if current is not None:
+                # pytest sets PYTEST_CURRENT_TEST before this call and deletes it
+                # after; a test that finished meanwhile has deleted it already.
+                os.environ.setdefault("PYTEST_CURRENT_TEST", f"{current.item.nodeid} (teardown)")
+        if len(exceptions) == 1:
+            raise exceptions[0]
+        if exceptions:
+            raise BaseExceptionGroup("errors during test teardown", exceptions[::-1])
+
+    def _release(self, item: pytest.Item) -> list[Node]:
+        released = []
+        for node in reversed(item.listchain()[:-1]):
+            self._items_left[node] -= 1
+            if self._items_left[node] <= 0 and node in self.stack:
+                released.append(node)
+        return released
+
+    def _finalize(self, node: Node) -> list[BaseException]:
+        entry = self.stack.pop(node, None)
+        if entry is None:
+            return []
+        finalizers = entry[0]
+        exceptions: list[BaseException] = []
+        while finalizers:
+            finalizer = finalizers.pop()
+            try:
+                finalizer()
+            except TEST_OUTCOME as exc:
+                exceptions.append(exc)
+        if len(exceptions) > 1:
+            return [BaseExceptionGroup(f"errors while tearing down {node!r}", exceptions[::-1])]
+        return exceptions
+
+
+def install_setup_state(session: pytest.Session, items: Sequence[pytest.Item]) -> None:
+    """Replace the session's ``SetupState`` with a :class:`ConcurrentSetupState`."""
+    session._setupstate = ConcurrentSetupState(items)
+
+
+# ---------------------------------------------------------------------------
+# Async fixtures
+
+
+def is_async_fixture(definition: AnyFixtureDef) -> bool:
+    """Whether the fixture function is ``async def`` (coroutine or generator)."""
+    func = definition.func
+    return inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+
+
+#: Returned by :func:`setup_async_fixture` for a fixture whose value is None,
+#: because ``pytest_fixture_setup`` is a first-result hook and None would mean
+#: "not handled". pytest reads the value from ``cached_result``, not from the
+#: hook's return value.
+HANDLED = object()
+
+
+def setup_async_fixture(definition: AnyFixtureDef, request: SubRequest) -> object:
+    """Set up an ``async def`` fixture the way pytest sets up a plain one.
+
+    The coroutine (or async generator) runs through :func:`bridge.wait_for`:
+    in the test's own task when the test is concurrent, on the idle loop
+    otherwise.
+    """
+    kwargs = {name: request.getfixturevalue(name) for name in definition.argnames}
+    func = resolve_fixture_function(definition, request)
+    cache_key = definition.cache_key(request)
+    try:
+        result = call_fixture_func(_synchronous(func), request, kwargs)
+    except TEST_OUTCOME as exc:
+        if isinstance(exc, pytest.skip.Exception):
+            # Report the skip at the test, not inside the fixture.
+            exc._use_item_location = True
+        definition.cached_result = (None, cache_key, (exc, exc.__traceback__))
+        raise
+    definition.cached_result = (result, cache_key, None)
+    return HANDLED if result is None else result
+
+
+def _synchronous(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A plain function (or generator function, for an async generator) that
+    drives ``func`` through the bridge, so pytest can call it like a sync
+    fixture: values, ``yield`` teardown and errors behave the same."""
+    if inspect.isasyncgenfunction(func):
+
+        @functools.wraps(func)
+        def drive_generator(**kwargs: Any) -> Generator[Any, None, None]:
+            agen: AsyncGenerator[Any, None] = func(**kwargs)
+            try:
+                value = bridge.wait_for(agen.__anext__())
+            except StopAsyncIteration:
+                raise ValueError(f"{func.__name__} did not yield a value") from None
+            yield value
+            try:
+                bridge.wait_for(agen.__anext__())
+            except StopAsyncIteration:
+                return
+            # pytest's own teardown reports a generator that goes on.
+            yield None
+
+        return drive_generator
+
+    @functools.wraps(func)
+    def drive_coroutine(**kwargs: Any) -> Any:
+        coroutine: Coroutine[Any, Any, Any] = func(**kwargs)
+        return bridge.wait_for(coroutine)
+
+    return drive_coroutine
+
+
+def requesting_item(request: pytest.FixtureRequest) -> pytest.Item:
+    """The test a fixture request was made for."""
+    return request._pyfuncitem  # type: ignore[no-any-return]
+
+
+def call_async_test(item: pytest.Function) -> None:
+    """Run an ``async def`` test function's body through the bridge."""
+    __tracebackhide__ = True
+    funcargs = item.funcargs
+    arguments = {name: funcargs[name] for name in item._fixtureinfo.argnames}
+    bridge.wait_for(item.obj(**arguments))
+
+
+# ---------------------------------------------------------------------------
+# Capture and logging
+
+
+def route_phase_capture(config: pytest.Config) -> AbstractContextManager[None]:
+    """While the block runs, tests marked as concurrent in ``running_test``
+    get their output and log records routed to them by context instead of
+    through pytest's process-wide capture and handlers."""
+    return _routing(config)
+
+
+@contextmanager
+def _routing(config: pytest.Config) -> Iterator[None]:
+    with ExitStack() as stack:
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        if isinstance(capman, CaptureManager) and capman._method != "no":
+            stack.enter_context(routing.routed_process_streams(tee=capman._method == "tee-sys"))
+            stack.enter_context(_patched(capman, "item_capture", _routed_item_capture(capman)))
+        logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
+        if isinstance(logging_plugin, LoggingPlugin):
+            stack.enter_context(routing.routed_root_logger(logging_plugin.log_level))
+            stack.enter_context(
+                _patched(logging_plugin, "_runtest_for", _routed_runtest_for(logging_plugin))
+            )
+        yield
+
+
+@contextmanager
+def _patched(target: object, name: str, replacement: object) -> Iterator[None]:
+    target.__dict__[name] = replacement
+    try:
+        yield
+    finally:
+        del target.__dict__[name]
+
+
+def _routed_item_capture(
+    capman: CaptureManager,
+) -> Callable[[str, pytest.Item], AbstractContextManager[None]]:
+    original = type(capman).item_capture.__get__(capman)
+
+    @contextmanager
+    def item_capture(when: str, item: pytest.Item) -> Iterator[None]:
+        current = running_test.get()
+        if current is None or not current.concurrent:
+            with original(when, item):
+                yield
+            return
+        with routing.capturing_output() as output:
+            try:
+                yield
+            finally:
+                item.add_report_section(when, "stdout", output.stdout.getvalue())
+                item.add_report_section(when, "stderr", output.stderr.getvalue())
+
+    return item_capture
+
+
+def _routed_runtest_for(
+    plugin: LoggingPlugin,
+) -> Callable[[pytest.Item, str], AbstractContextManager[None]]:
+    original = type(plugin)._runtest_for.__get__(plugin)
+
+    @contextmanager
+    def runtest_for(item: pytest.Item, when: str) -> Iterator[None]:
+        current = running_test.get()
+        if current is None or not current.concurrent:
+            with original(item, when):
+                yield
+            return
+        caplog_handler = LogCaptureHandler()
+        caplog_handler.setFormatter(plugin.formatter)
+        report_handler = LogCaptureHandler()
+        report_handler.setFormatter(plugin.formatter)
+        if plugin.log_level is not None:
+            caplog_handler.setLevel(plugin.log_level)
+            report_handler.setLevel(plugin.log_level)
+        item.stash[caplog_records_key][when] = caplog_handler.records
+        item.stash[caplog_handler_key] = caplog_handler
+        with routing.capturing_logs(caplog_handler, report_handler):
+            try:
+                yield
+            finally:
+                log = report_handler.stream.getvalue().strip()
+                item.add_report_section(when, "log", log)
+
+    return runtest_for
+
+
+# ---------------------------------------------------------------------------
+# The per-test protocol
+
+
+def run_setup_and_call(item: pytest.Item) -> None:
+    """Log the start of ``item``, run its setup and, if that passed, its call;
+    each phase reports through the standard hooks."""
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    if hasattr(item, "_request") and not item._request:
+        item._initrequest()
+    report = call_and_report(item, "setup", log=True)
+    if not report.passed:
+        return
+    setup_only = item.config.getoption("setuponly", False)
+    if item.config.getoption("setupshow", False):
+        show_test_item(item, add_space=not setup_only)
+    if not setup_only:
+        call_and_report(item, "call", log=True)
+
+
+def run_teardown(item: pytest.Item) -> None:
+    """Run ``item``'s teardown phase and log its end."""
+    try:
+        call_and_report(item, "teardown", log=True, nextitem=None)
+    finally:
+        if hasattr(item, "_request"):
+            item._request = False
+            item.funcargs = None
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)

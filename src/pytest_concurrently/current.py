@@ -1,0 +1,33 @@
+"""Which test the running code belongs to.
+
+asyncio copies the context into every task, and the bridge shares it with the
+greenlet that runs pytest's machinery, so a context variable set when a test
+starts names that test in its fixtures, its body and anything they spawn.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import pytest
+
+__all__ = ["RunningTest", "running_test"]
+
+
+@dataclass(frozen=True)
+class RunningTest:
+    """The test a piece of code runs for.
+
+    :param item: the pytest item.
+    :param concurrent: whether other tests may be in flight beside it, in which
+        case its output and log records are routed to it by context.
+    """
+
+    item: pytest.Item
+    concurrent: bool
+
+
+running_test: ContextVar[RunningTest | None] = ContextVar(
+    "pytest_concurrently_running_test", default=None
+)

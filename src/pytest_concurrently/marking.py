@@ -1,0 +1,144 @@
+"""Which tests run concurrently: modes, markers and their validation."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from dataclasses import dataclass
+
+import pytest
+
+__all__ = [
+    "CONCURRENT_MARKER",
+    "ISOLATED_MARKER",
+    "Mode",
+    "TestPlan",
+    "plan_test",
+]
+
+CONCURRENT_MARKER = "concurrent"
+ISOLATED_MARKER = "isolated"
+
+#: Fixtures that swap process-wide state for the length of a test, which two
+#: tests in flight at once would swap under each other.
+PROCESS_WIDE_FIXTURES = {
+    "capsys": "replaces sys.stdout and sys.stderr for the whole process",
+    "capsysbinary": "replaces sys.stdout and sys.stderr for the whole process",
+    "capteesys": "replaces sys.stdout and sys.stderr for the whole process",
+    "capfd": "redirects the process's file descriptors 1 and 2",
+    "capfdbinary": "redirects the process's file descriptors 1 and 2",
+}
+
+
+class Mode(enum.Enum):
+    """The value of ``concurrently_mode``."""
+
+    OFF = "off"
+    """Nothing runs concurrently; async tests still run, one at a time."""
+    MARKED = "marked"
+    """Async tests marked ``concurrent`` run concurrently."""
+    AUTO = "auto"
+    """Every async test the plugin runs is concurrent unless marked ``isolated``."""
+
+
+@dataclass(frozen=True)
+class TestPlan:
+    """How one collected test will run.
+
+    :param concurrent: it may be in flight beside other concurrent tests.
+    :param owner: the plugin that runs its async body, when that is not this
+        one (``"pytest-asyncio"``, ``"anyio"``); None for ours or sync tests.
+    """
+
+    concurrent: bool
+    owner: str | None = None
+
+
+class MarkerError(Exception):
+    """A marker is used in a way that cannot work; the message names the test
+    and the fix."""
+
+
+def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
+    """Decide how ``item`` runs under ``mode``.
+
+    :raises MarkerError: for a misused ``concurrent`` or ``isolated`` marker.
+    """
+    concurrent_mark = item.get_closest_marker(CONCURRENT_MARKER)
+    isolated_mark = item.get_closest_marker(ISOLATED_MARKER)
+    for mark in (concurrent_mark, isolated_mark):
+        if mark is not None and (mark.args or mark.kwargs):
+            raise MarkerError(
+                f"{item.nodeid}: @pytest.mark.{mark.name} takes no arguments, got "
+                f"{_format_arguments(mark)}; write @pytest.mark.{mark.name}"
+            )
+    own_names = {mark.name for mark in item.own_markers}
+    if {CONCURRENT_MARKER, ISOLATED_MARKER} <= own_names:
+        raise MarkerError(
+            f"{item.nodeid}: is marked both concurrent and isolated; keep one of the two"
+        )
+    is_async = is_async_test(item)
+    if CONCURRENT_MARKER in own_names and not is_async:
+        raise MarkerError(
+            f"{item.nodeid}: @pytest.mark.concurrent applies to async tests, and this "
+            "test is not an 'async def' function; remove the marker or make the test async"
+        )
+    owner = _other_owner(item) if is_async else None
+    if mode is Mode.OFF or not is_async or isolated_mark is not None:
+        return TestPlan(concurrent=False, owner=owner)
+    wants_concurrency = mode is Mode.AUTO or concurrent_mark is not None
+    if not wants_concurrency:
+        return TestPlan(concurrent=False, owner=owner)
+    if owner is not None:
+        if mode is Mode.AUTO and concurrent_mark is None:
+            return TestPlan(concurrent=False, owner=owner)
+        raise MarkerError(
+            f"{item.nodeid}: is marked concurrent but is run by {owner} "
+            f"({_owner_hint(owner)}); concurrent tests run on pytest-concurrently's loop, "
+            f"so remove the {owner} marker from this test, or the concurrent marker"
+        )
+    for name in item.fixturenames:  # type: ignore[attr-defined]
+        reason = PROCESS_WIDE_FIXTURES.get(name)
+        if reason is not None:
+            raise MarkerError(
+                f"{item.nodeid}: uses the {name} fixture, which {reason}, so it cannot "
+                "share the process with other tests in flight; mark the test "
+                "@pytest.mark.isolated (it then runs alone) or capture output another way"
+            )
+    if item.get_closest_marker("filterwarnings") is not None:
+        raise MarkerError(
+            f"{item.nodeid}: has a filterwarnings marker, but warning filters are "
+            "process-wide and would apply to every test in flight; mark the test "
+            "@pytest.mark.isolated, or move the filter to the 'filterwarnings' ini option"
+        )
+    return TestPlan(concurrent=True)
+
+
+def is_async_test(item: pytest.Item) -> bool:
+    """Whether ``item`` is a test function defined with ``async def``."""
+    function = getattr(item, "obj", None)
+    return isinstance(item, pytest.Function) and inspect.iscoroutinefunction(function)
+
+
+def _other_owner(item: pytest.Item) -> str | None:
+    plugins = item.config.pluginmanager
+    if item.get_closest_marker("asyncio") is not None and plugins.has_plugin("asyncio"):
+        return "pytest-asyncio"
+    if plugins.has_plugin("anyio") and (
+        item.get_closest_marker("anyio") is not None
+        or "anyio_backend" in getattr(item, "fixturenames", ())
+    ):
+        return "anyio"
+    return None
+
+
+def _owner_hint(owner: str) -> str:
+    if owner == "pytest-asyncio":
+        return "it has the asyncio marker, or pytest-asyncio runs in auto mode"
+    return "it has the anyio marker or uses the anyio_backend fixture"
+
+
+def _format_arguments(mark: pytest.Mark) -> str:
+    parts = [repr(arg) for arg in mark.args]
+    parts += [f"{key}={value!r}" for key, value in mark.kwargs.items()]
+    return "(" + ", ".join(parts) + ")"

@@ -1,0 +1,206 @@
+"""The pytest plugin: options, markers, and the hooks that wire the rest in."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import pytest
+from _pytest.fixtures import FixtureDef, SubRequest
+
+from . import _pytest_adapter as adapter
+from . import bridge
+from .loop import EventLoopHost
+from .marking import (
+    CONCURRENT_MARKER,
+    ISOLATED_MARKER,
+    MarkerError,
+    Mode,
+    TestPlan,
+    is_async_test,
+    plan_test,
+)
+from .running import ConcurrentSession
+from .stats import RunStats
+
+DEFAULT_CONCURRENCY = 100
+
+
+@dataclass
+class _PluginState:
+    mode: Mode
+    concurrency: int
+    loop: EventLoopHost = field(default_factory=EventLoopHost)
+    stats: RunStats | None = None
+
+
+_state_key = pytest.StashKey[_PluginState]()
+_plan_key = pytest.StashKey[TestPlan]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register ``--concurrently-mode`` and ``--concurrency`` and their ini keys."""
+    group = parser.getgroup("concurrently", "running async tests concurrently")
+    group.addoption(
+        "--concurrently-mode",
+        dest="concurrently_mode",
+        default=None,
+        metavar="MODE",
+        help="off: run async tests one at a time; marked (default): run tests "
+        "marked 'concurrent' concurrently; auto: run every async test concurrently "
+        "unless it is marked 'isolated'.",
+    )
+    group.addoption(
+        "--concurrency",
+        dest="concurrency",
+        default=None,
+        metavar="N",
+        help=f"the most tests in flight at once (default {DEFAULT_CONCURRENCY}).",
+    )
+    parser.addini(
+        "concurrently_mode",
+        "default for --concurrently-mode: off, marked or auto.",
+        default=Mode.MARKED.value,
+    )
+    parser.addini(
+        "concurrency",
+        f"default for --concurrency (default {DEFAULT_CONCURRENCY}).",
+        default=str(DEFAULT_CONCURRENCY),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers, validate the options and create the loop."""
+    config.addinivalue_line(
+        "markers",
+        f"{CONCURRENT_MARKER}: run this async test concurrently with other concurrent "
+        "tests on one event loop (pytest-concurrently).",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{ISOLATED_MARKER}: run this test with no other test in flight, even under "
+        "--concurrently-mode=auto (pytest-concurrently).",
+    )
+    state = _PluginState(mode=_read_mode(config), concurrency=_read_concurrency(config))
+    config.stash[_state_key] = state
+    bridge.set_idle_loop_runner(state.loop.run)
+
+
+def _read_mode(config: pytest.Config) -> Mode:
+    option = config.getoption("concurrently_mode")
+    source = "--concurrently-mode" if option is not None else "the concurrently_mode ini option"
+    value = option if option is not None else config.getini("concurrently_mode")
+    try:
+        return Mode(str(value).strip().lower())
+    except ValueError:
+        choices = ", ".join(mode.value for mode in Mode)
+        raise pytest.UsageError(
+            f"{source} must be one of {choices}; got {value!r}"
+        ) from None
+
+
+def _read_concurrency(config: pytest.Config) -> int:
+    option = config.getoption("concurrency")
+    source = "--concurrency" if option is not None else "the concurrency ini option"
+    value = option if option is not None else config.getini("concurrency")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise pytest.UsageError(
+            f"{source} must be a whole number of at least 1 (1 runs one test at a time); "
+            f"got {value!r}"
+        )
+    return number
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Plan every selected test; reject misused markers by name."""
+    state = config.stash[_state_key]
+    problems = []
+    for item in items:
+        try:
+            item.stash[_plan_key] = plan_test(item, state.mode)
+        except MarkerError as error:
+            problems.append(str(error))
+    if problems:
+        raise pytest.UsageError("pytest-concurrently:\n  " + "\n  ".join(problems))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """Take over the test loop when some selected test is concurrent."""
+    config = session.config
+    state = config.stash[_state_key]
+    if config.option.collectonly or state.mode is Mode.OFF:
+        return None
+    plans = [item.stash.get(_plan_key, TestPlan(concurrent=False)) for item in session.items]
+    if not any(plan.concurrent for plan in plans):
+        return None
+    if session.testsfailed and not config.option.continue_on_collection_errors:
+        errors = session.testsfailed
+        raise session.Interrupted(f"{errors} error{'s' if errors != 1 else ''} during collection")
+    state.stats = RunStats()
+    for plan in plans:
+        if plan.owner is not None and not plan.concurrent:
+            left = state.stats.left_to_other_plugins
+            left[plan.owner] = left.get(plan.owner, 0) + 1
+    ConcurrentSession(session, plans, state.concurrency, state.loop, state.stats).run()
+    if session.shouldfail:
+        raise session.Failed(session.shouldfail)
+    if session.shouldstop:
+        raise session.Interrupted(session.shouldstop)
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: FixtureDef[object], request: SubRequest) -> object | None:
+    """Set up ``async def`` fixtures on the session loop.
+
+    Fixtures of tests that another plugin runs are left to that plugin.
+    """
+    if not adapter.is_async_fixture(fixturedef):
+        return None
+    plan = adapter.requesting_item(request).stash.get(_plan_key, None)
+    if plan is not None and plan.owner is not None:
+        return None
+    return adapter.setup_async_fixture(fixturedef, request)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run the body of an ``async def`` test that no other plugin runs."""
+    __tracebackhide__ = True
+    plan = pyfuncitem.stash.get(_plan_key, None)
+    if plan is None or plan.owner is not None:
+        return None
+    if not is_async_test(pyfuncitem):
+        return None
+    adapter.call_async_test(pyfuncitem)
+    return True
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the end-of-run line when tests ran concurrently."""
+    stats = terminalreporter.config.stash[_state_key].stats
+    if stats is not None and stats.tests:
+        terminalreporter.write_line(stats.summary_line())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
+    """Close the session loop after pytest has torn down what was left."""
+    try:
+        return (yield)
+    finally:
+        session.config.stash[_state_key].loop.close()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Forget the loop runner installed by :func:`pytest_configure`."""
+    if _state_key in config.stash:
+        bridge.set_idle_loop_runner(None)

@@ -1,0 +1,152 @@
+"""Who may start next: the admission policy.
+
+This module knows nothing about pytest. It sees each test as a :class:`Ticket`
+(its position in collection order, whether it may share the loop with other
+tests, and which shared instances it needs) and decides, every time something
+changes, which tickets may start now.
+
+The rules, in the order they are applied:
+
+1. Tickets start in collection order. A ticket is never admitted while an
+   earlier *solo* ticket (one that must run with nothing else in flight) has
+   not finished, so solo tests keep their place relative to everything else.
+2. A solo ticket starts only when nothing is in flight, and while it runs
+   nothing else starts.
+3. At most ``max_in_flight`` concurrent tickets run at once.
+4. Two tickets that name the same *slot* with different values never overlap.
+   A slot is a shared resource that can hold one value at a time, such as a
+   module-scoped fixture parametrized over two databases: every user of
+   ``db[postgres]`` must finish before the first user of ``db[sqlite]``
+   starts. A concurrent ticket blocked only by a slot may be overtaken by
+   later concurrent tickets; it is admitted as soon as the slot agrees.
+
+The policy cannot deadlock: whenever nothing is in flight, the earliest
+waiting ticket is admissible (no slot is held, the limit is not reached and no
+earlier solo ticket is pending), so every call to :meth:`AdmissionPolicy.admit`
+with an empty flight admits at least one ticket until all have started.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["AdmissionPolicy", "Ticket"]
+
+
+@dataclass(frozen=True, eq=False)
+class Ticket:
+    """One test's request to run.
+
+    :param index: position in collection order; unique within a policy.
+    :param concurrent: whether the test may overlap with other concurrent tests.
+    :param slots: shared resources the test needs, each with the value it needs
+        the resource to hold (see the module docstring, rule 4).
+
+    Tickets compare by identity: two tickets are the same only if they are
+    the same object.
+    """
+
+    index: int
+    concurrent: bool
+    slots: Mapping[Hashable, Hashable] = field(default_factory=dict)
+
+
+class AdmissionPolicy:
+    """Decides which tickets may start, given those already in flight.
+
+    The caller reports every start (implicitly, through :meth:`admit`) and
+    every end (:meth:`finish`); the policy holds no clock and never waits.
+    """
+
+    def __init__(self, tickets: Iterable[Ticket], max_in_flight: int) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        self._waiting: list[Ticket] = sorted(tickets, key=lambda t: t.index)
+        if len({t.index for t in self._waiting}) != len(self._waiting):
+            raise ValueError("ticket indexes must be unique")
+        self._max_in_flight = max_in_flight
+        self._in_flight: set[Ticket] = set()
+        self._solo_running = False
+        # slot -> (value, number of in-flight tickets holding it)
+        self._slot_values: dict[Hashable, Hashable] = {}
+        self._slot_holders: Counter[Hashable] = Counter()
+        self._stopped = False
+
+    @property
+    def in_flight(self) -> frozenset[Ticket]:
+        """The tickets admitted and not yet finished."""
+        return frozenset(self._in_flight)
+
+    @property
+    def waiting(self) -> tuple[Ticket, ...]:
+        """The tickets not yet admitted, in collection order."""
+        return tuple(self._waiting)
+
+    @property
+    def done(self) -> bool:
+        """True when nothing is in flight and nothing more will be admitted."""
+        return not self._in_flight and (self._stopped or not self._waiting)
+
+    def stop(self) -> None:
+        """Admit nothing more; tickets in flight may still finish."""
+        self._stopped = True
+
+    def admit(self) -> list[Ticket]:
+        """Return the tickets that may start now, in collection order, and
+        count them as in flight.
+
+        A solo ticket is only ever returned alone.
+        """
+        if self._stopped or self._solo_running:
+            return []
+        admitted: list[Ticket] = []
+        still_waiting: list[Ticket] = []
+        blocked_by_solo = False
+        for position, ticket in enumerate(self._waiting):
+            if blocked_by_solo or len(self._in_flight) >= self._max_in_flight:
+                still_waiting.extend(self._waiting[position:])
+                break
+            if not ticket.concurrent:
+                if not self._in_flight and not still_waiting:
+                    self._start(ticket)
+                    self._solo_running = True
+                    admitted.append(ticket)
+                    still_waiting.extend(self._waiting[position + 1 :])
+                    break
+                # Everything after a pending solo ticket waits for it.
+                blocked_by_solo = True
+                still_waiting.append(ticket)
+                continue
+            if self._slots_agree(ticket):
+                self._start(ticket)
+                admitted.append(ticket)
+            else:
+                still_waiting.append(ticket)
+        self._waiting = still_waiting
+        return admitted
+
+    def finish(self, ticket: Ticket) -> None:
+        """Record that an admitted ticket has ended (in any way)."""
+        if ticket not in self._in_flight:
+            raise ValueError(f"ticket {ticket.index} is not in flight")
+        self._in_flight.remove(ticket)
+        if not ticket.concurrent:
+            self._solo_running = False
+        for slot in ticket.slots:
+            self._slot_holders[slot] -= 1
+            if not self._slot_holders[slot]:
+                del self._slot_holders[slot]
+                del self._slot_values[slot]
+
+    def _slots_agree(self, ticket: Ticket) -> bool:
+        return all(
+            self._slot_values.get(slot, value) == value for slot, value in ticket.slots.items()
+        )
+
+    def _start(self, ticket: Ticket) -> None:
+        self._in_flight.add(ticket)
+        for slot, value in ticket.slots.items():
+            self._slot_values[slot] = value
+            self._slot_holders[slot] += 1

@@ -1,0 +1,64 @@
+"""What a run achieved: tests, wall time, test time, peak in flight."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["RunStats"]
+
+
+@dataclass
+class RunStats:
+    """Counts for the end-of-run line.
+
+    Test time is the sum over tests of the time from the start of a test's
+    setup to the end of its teardown; wall time runs from the first test's
+    start to the last test's end.
+    """
+
+    tests: int = 0
+    test_seconds: float = 0.0
+    peak_in_flight: int = 0
+    left_to_other_plugins: dict[str, int] = field(default_factory=dict)
+    _in_flight: int = 0
+    _started_at: float | None = None
+    _ended_at: float | None = None
+
+    def test_started(self) -> float:
+        """Record a start; returns the start time to hand to :meth:`test_ended`."""
+        now = time.perf_counter()
+        if self._started_at is None:
+            self._started_at = now
+        self._in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        return now
+
+    def test_ended(self, started_at: float) -> None:
+        """Record the end of a test that started at ``started_at``."""
+        now = time.perf_counter()
+        self._in_flight -= 1
+        self.tests += 1
+        self.test_seconds += now - started_at
+        self._ended_at = now
+
+    @property
+    def wall_seconds(self) -> float:
+        """Seconds from the first start to the last end."""
+        if self._started_at is None or self._ended_at is None:
+            return 0.0
+        return self._ended_at - self._started_at
+
+    def summary_line(self) -> str:
+        """``concurrently: 480 tests in 12.1 s, 2,310 s of test time (190x), up to 100 in flight``"""
+        wall = self.wall_seconds
+        speedup = f" ({self.test_seconds / wall:,.1f}x)" if wall > 0 else ""
+        noun = "test" if self.tests == 1 else "tests"
+        line = (
+            f"concurrently: {self.tests:,} {noun} in {wall:,.1f} s, "
+            f"{self.test_seconds:,.1f} s of test time{speedup}, "
+            f"up to {self.peak_in_flight:,} in flight"
+        )
+        for owner, count in sorted(self.left_to_other_plugins.items()):
+            line += f"; {count:,} async tests left to {owner}"
+        return line
