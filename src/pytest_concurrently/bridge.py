@@ -34,11 +34,13 @@ class _BridgedGreenlet(greenlet.greenlet):  # type: ignore[misc]
     """A greenlet running synchronous code on behalf of an asyncio task."""
 
 
-def set_idle_loop_runner(runner: IdleLoopRunner | None) -> None:
+def set_idle_loop_runner(runner: IdleLoopRunner | None) -> IdleLoopRunner | None:
     """Install the function that runs a coroutine to completion on the
-    plugin's event loop while that loop is not running."""
+    plugin's event loop while that loop is not running; returns the one it
+    replaces."""
     global _idle_loop_runner
-    _idle_loop_runner = runner
+    previous, _idle_loop_runner = _idle_loop_runner, runner
+    return previous
 
 
 def in_bridged_code() -> bool:

@@ -32,6 +32,8 @@ class _PluginState:
     concurrency: int
     loop: EventLoopHost = field(default_factory=EventLoopHost)
     stats: RunStats | None = None
+    # The runner of an enclosing session (pytester runs sessions in-process).
+    outer_loop_runner: bridge.IdleLoopRunner | None = None
 
 
 _state_key = pytest.StashKey[_PluginState]()
@@ -83,7 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     state = _PluginState(mode=_read_mode(config), concurrency=_read_concurrency(config))
     config.stash[_state_key] = state
-    bridge.set_idle_loop_runner(state.loop.run)
+    state.outer_loop_runner = bridge.set_idle_loop_runner(state.loop.run)
 
 
 def _read_mode(config: pytest.Config) -> Mode:
@@ -201,6 +203,6 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Forget the loop runner installed by :func:`pytest_configure`."""
+    """Put back the loop runner that was installed before :func:`pytest_configure`."""
     if _state_key in config.stash:
-        bridge.set_idle_loop_runner(None)
+        bridge.set_idle_loop_runner(config.stash[_state_key].outer_loop_runner)

@@ -28,7 +28,7 @@ with an empty flight admits at least one ticket until all have started.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -63,7 +63,7 @@ class AdmissionPolicy:
     def __init__(self, tickets: Iterable[Ticket], max_in_flight: int) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
-        self._waiting: list[Ticket] = sorted(tickets, key=lambda t: t.index)
+        self._waiting: deque[Ticket] = deque(sorted(tickets, key=lambda t: t.index))
         if len({t.index for t in self._waiting}) != len(self._waiting):
             raise ValueError("ticket indexes must be unique")
         self._max_in_flight = max_in_flight
@@ -102,29 +102,27 @@ class AdmissionPolicy:
         if self._stopped or self._solo_running:
             return []
         admitted: list[Ticket] = []
-        still_waiting: list[Ticket] = []
-        blocked_by_solo = False
-        for position, ticket in enumerate(self._waiting):
-            if blocked_by_solo or len(self._in_flight) >= self._max_in_flight:
-                still_waiting.extend(self._waiting[position:])
-                break
+        # Tickets passed over because a slot disagrees; they keep their place.
+        passed_over: list[Ticket] = []
+        waiting = self._waiting
+        while waiting and len(self._in_flight) < self._max_in_flight:
+            ticket = waiting[0]
             if not ticket.concurrent:
-                if not self._in_flight and not still_waiting:
+                # Everything after a pending solo ticket waits for it, and it
+                # waits for everything before it.
+                if not self._in_flight and not passed_over:
+                    waiting.popleft()
                     self._start(ticket)
                     self._solo_running = True
                     admitted.append(ticket)
-                    still_waiting.extend(self._waiting[position + 1 :])
-                    break
-                # Everything after a pending solo ticket waits for it.
-                blocked_by_solo = True
-                still_waiting.append(ticket)
-                continue
+                break
+            waiting.popleft()
             if self._slots_agree(ticket):
                 self._start(ticket)
                 admitted.append(ticket)
             else:
-                still_waiting.append(ticket)
-        self._waiting = still_waiting
+                passed_over.append(ticket)
+        waiting.extendleft(reversed(passed_over))
         return admitted
 
     def finish(self, ticket: Ticket) -> None:
