@@ -75,7 +75,7 @@ def recorder(pytester: pytest.Pytester) -> None:
 #: Options every inner session gets: no pytest-asyncio or anyio plugin (the
 #: tests that check coexistence with them turn them back on), so inner
 #: outcomes depend on this plugin alone.
-INNER_OPTIONS = "-p no:asyncio -p no:anyio -p no:cacheprovider"
+INNER_OPTIONS = "-p no:asyncio -p no:anyio"
 
 
 @pytest.fixture(autouse=True)

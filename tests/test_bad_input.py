@@ -1,0 +1,112 @@
+"""Misused options and markers get a usage error that names the test and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+PASSING = """
+import pytest
+
+@pytest.mark.concurrent
+async def test_ok():
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--concurrently-mode=fast"], "*--concurrently-mode must be one of off, marked, auto; got 'fast'*"),
+        (["--concurrency=0"], "*--concurrency must be a whole number of at least 1*got '0'*"),
+        (["--concurrency=many"], "*--concurrency must be a whole number of at least 1*got 'many'*"),
+    ],
+)
+def test_bad_options(pytester: pytest.Pytester, args: list[str], message: str) -> None:
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_bad_ini_values(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nconcurrently_mode = sometimes\n")
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*the concurrently_mode ini option must be one of*'sometimes'*"])
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "@pytest.mark.concurrent(limit=3)\nasync def test_args(): pass",
+            "*test_args: @pytest.mark.concurrent takes no arguments, got (limit=3)*",
+        ),
+        (
+            "@pytest.mark.isolated('why')\nasync def test_args(): pass",
+            "*test_args: @pytest.mark.isolated takes no arguments, got ('why')*",
+        ),
+        (
+            "@pytest.mark.concurrent\ndef test_sync(): pass",
+            "*test_sync: @pytest.mark.concurrent applies to async tests*remove the marker or make "
+            "the test async*",
+        ),
+        (
+            "@pytest.mark.concurrent\n@pytest.mark.isolated\nasync def test_both(): pass",
+            "*test_both: is marked both concurrent and isolated; keep one of the two*",
+        ),
+        (
+            "@pytest.mark.concurrent\nasync def test_capsys(capsys): pass",
+            "*test_capsys: uses the capsys fixture*mark the test @pytest.mark.isolated*",
+        ),
+        (
+            "@pytest.mark.concurrent\n@pytest.mark.filterwarnings('ignore')\n"
+            "async def test_filters(): pass",
+            "*test_filters: has a filterwarnings marker*'filterwarnings' ini option*",
+        ),
+    ],
+)
+def test_misused_markers(pytester: pytest.Pytester, source: str, message: str) -> None:
+    pytester.makepyfile("import pytest\n\n" + source + "\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_module_marker_on_sync_tests_is_fine(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        def test_sync():
+            pass
+
+        async def test_async():
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_isolated_test_may_use_capsys(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.mark.isolated
+        async def test_capsys(capsys):
+            print("hello")
+            assert capsys.readouterr().out == "hello\\n"
+
+        async def test_other():
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)

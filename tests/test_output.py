@@ -1,0 +1,102 @@
+"""Output and log records are attributed to the test that produced them."""
+
+from __future__ import annotations
+
+import pytest
+
+INTERLEAVED = """
+import asyncio
+import logging
+import sys
+import pytest
+
+pytestmark = pytest.mark.concurrent
+log = logging.getLogger("app")
+
+@pytest.fixture
+async def noisy_fixture(request):
+    print(f"setup of {request.node.name}")
+    await asyncio.sleep(0.05)
+    yield
+    print(f"teardown of {request.node.name}")
+
+@pytest.mark.parametrize("n", range(4))
+async def test_talks(n, noisy_fixture, caplog):
+    for step in range(5):
+        print(f"out test_talks[{n}] step {step}")
+        print(f"err test_talks[{n}] step {step}", file=sys.stderr)
+        log.warning("log test_talks[%d] step %d", n, step)
+        await asyncio.sleep(0.01)
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [f"log test_talks[{n}] step {step}" for step in range(5)]
+    assert n != 3, "fail to show sections"
+"""
+
+
+def test_output_sections_belong_to_their_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(INTERLEAVED)
+    result = pytester.runpytest("-rA")
+    result.assert_outcomes(passed=3, failed=1)
+    reports = [
+        report
+        for report in result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    ]
+    assert len(reports) == 12
+    for report in reports:
+        name = report.nodeid.split("::")[-1]
+        sections = dict(report.sections)
+        if report.when == "call":
+            out = sections[f"Captured stdout {report.when}"]
+            err = sections[f"Captured stderr {report.when}"]
+            log = sections[f"Captured log {report.when}"]
+            assert out.splitlines() == [f"out {name} step {step}" for step in range(5)]
+            assert err.splitlines() == [f"err {name} step {step}" for step in range(5)]
+            assert [line.split(" ", 3)[-1] for line in log.splitlines()] == [
+                f"log {name} step {step}" for step in range(5)
+            ]
+        elif report.when == "setup":
+            assert sections["Captured stdout setup"] == f"setup of {name}\n"
+        else:
+            assert f"teardown of {name}\n" in sections["Captured stdout teardown"]
+
+
+def test_capture_disabled_with_s(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrent
+        async def test_prints():
+            print("straight to the terminal")
+        """
+    )
+    result = pytester.runpytest_subprocess("-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*straight to the terminal*"])
+
+
+def test_caplog_set_level_is_per_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import logging
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        async def test_debug(caplog):
+            caplog.set_level(logging.DEBUG, logger="mine")
+            await asyncio.sleep(0.05)
+            logging.getLogger("mine").debug("debug from test_debug")
+            await asyncio.sleep(0.05)
+            assert [r.getMessage() for r in caplog.records] == ["debug from test_debug"]
+
+        async def test_info(caplog):
+            caplog.set_level(logging.INFO, logger="other")
+            await asyncio.sleep(0.02)
+            logging.getLogger("other").info("info from test_info")
+            await asyncio.sleep(0.1)
+            assert [r.getMessage() for r in caplog.records] == ["info from test_info"]
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)

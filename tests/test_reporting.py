@@ -1,0 +1,252 @@
+"""Every test reports through the standard hooks, so reporters keep working."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import read_events
+
+pytestmark = pytest.mark.usefixtures("recorder")
+
+MIXED = """
+import asyncio
+import pytest
+
+pytestmark = pytest.mark.concurrent
+
+@pytest.fixture
+async def broken_teardown():
+    yield
+    raise RuntimeError("teardown broke")
+
+async def test_pass():
+    print("output of test_pass")
+    await asyncio.sleep(0.1)
+
+async def test_fail():
+    await asyncio.sleep(0.05)
+    assert 1 == 2
+
+@pytest.mark.skip(reason="not today")
+async def test_skip():
+    pass
+
+@pytest.mark.xfail(reason="known")
+async def test_xfail():
+    await asyncio.sleep(0.05)
+    assert False
+
+async def test_error_in_teardown(broken_teardown):
+    await asyncio.sleep(0.02)
+
+def test_sync_pass():
+    pass
+"""
+
+HOOK_LOG = """
+from recorder import record
+
+def pytest_runtest_logstart(nodeid):
+    record(nodeid, "logstart")
+
+def pytest_runtest_logreport(report):
+    record(report.nodeid, "report", when=report.when, outcome=report.outcome)
+
+def pytest_runtest_logfinish(nodeid):
+    record(nodeid, "logfinish")
+"""
+
+
+def test_outcomes_and_hook_sequence(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(HOOK_LOG)
+    pytester.makepyfile(MIXED)
+    result = pytester.runpytest("-rA")
+    result.assert_outcomes(passed=3, failed=1, skipped=1, xfailed=1, errors=1)
+    events = read_events(pytester)
+    nodeids = {e.name for e in events}
+    assert len(nodeids) == 6
+    for nodeid in nodeids:
+        sequence = [(e.what, e.extra.get("when")) for e in events if e.name == nodeid]
+        assert sequence[0] == ("logstart", None)
+        assert sequence[-1] == ("logfinish", None)
+        whens = [when for what, when in sequence if what == "report"]
+        # Exactly one setup and one teardown report; a call report only after
+        # a passed setup.
+        assert whens in (["setup", "call", "teardown"], ["setup", "teardown"])
+    result.stdout.fnmatch_lines(["*RuntimeError: teardown broke*", "*output of test_pass*"])
+
+
+def test_junitxml(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(MIXED)
+    pytester.runpytest("--junitxml=report.xml", "-o", "junit_logging=system-out")
+    root = ET.parse(pytester.path / "report.xml").getroot()
+    cases = {case.get("name"): case for case in root.iter("testcase")}
+    assert set(cases) == {
+        "test_pass",
+        "test_fail",
+        "test_skip",
+        "test_xfail",
+        "test_error_in_teardown",
+        "test_sync_pass",
+    }
+    assert cases["test_fail"].find("failure") is not None
+    assert cases["test_skip"].find("skipped") is not None
+    assert cases["test_xfail"].find("skipped") is not None
+    assert cases["test_error_in_teardown"].find("error") is not None
+    assert cases["test_pass"].find("failure") is None
+    assert "output of test_pass" in (cases["test_pass"].findtext("system-out") or "")
+    assert float(cases["test_pass"].get("time", "0")) >= 0.1
+
+
+def test_verbose_output_names_every_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(MIXED)
+    result = pytester.runpytest("-v")
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_pass PASSED*",
+            "*test_fail FAILED*",
+            "*test_skip SKIPPED*",
+            "*test_xfail XFAIL*",
+            "*test_sync_pass PASSED*",
+        ]
+    )
+
+
+def test_durations_are_real_per_phase(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.fixture
+        async def slow_setup():
+            await asyncio.sleep(0.3)
+
+        async def test_slow(slow_setup):
+            await asyncio.sleep(0.2)
+
+        async def test_other():
+            await asyncio.sleep(0.2)
+        """
+    )
+    result = pytester.runpytest("--durations=0", "-vv")
+    result.assert_outcomes(passed=2)
+    lines = result.stdout.lines
+    setup_line = next(line for line in lines if "setup" in line and "test_slow" in line)
+    call_line = next(line for line in lines if " call " in line and "test_slow" in line)
+    assert float(setup_line.split("s")[0]) >= 0.3
+    assert float(call_line.split("s")[0]) >= 0.2
+
+
+def test_last_failed_reruns_only_failures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(MIXED)
+    pytester.runpytest()
+    result = pytester.runpytest("--lf")
+    result.assert_outcomes(failed=1, errors=1, passed=1)
+
+
+def test_selection_and_collect_only(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(MIXED)
+    pytester.runpytest("-k", "pass and not sync").assert_outcomes(passed=1)
+    pytester.runpytest("test_selection_and_collect_only.py::test_fail").assert_outcomes(failed=1)
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*6 tests collected*"])
+    result.stdout.no_fnmatch_line("concurrently:*")
+
+
+def test_deselection_by_conftest(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_collection_modifyitems(config, items):
+            keep = [item for item in items if item.name != "test_fail"]
+            config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+            items[:] = keep
+        """
+    )
+    pytester.makepyfile(MIXED)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=3, skipped=1, xfailed=1, errors=1, deselected=1)
+
+
+def test_exitfirst_stops_admitting_and_tears_everything_down(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from recorder import record
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.fixture(scope="module")
+        async def shared():
+            yield
+            record("shared", "teardown")
+
+        @pytest.fixture
+        async def own(request):
+            yield
+            record(request.node.name, "teardown")
+
+        async def test_fails_fast(shared, own):
+            record("test_fails_fast", "start")
+            await asyncio.sleep(0.05)
+            assert False
+
+        @pytest.mark.parametrize("n", range(20))
+        async def test_slow(n, shared, own):
+            record(f"test_slow[{n}]", "start")
+            await asyncio.sleep(0.3)
+        """
+    )
+    result = pytester.runpytest("-x", "--concurrency=3")
+    outcomes = result.parseoutcomes()
+    events = read_events(pytester)
+    started = {e.name for e in events if e.what == "start"}
+    # Tests already in flight finish; nothing new is admitted.
+    assert started == {"test_fails_fast", "test_slow[0]", "test_slow[1]"}
+    assert outcomes == {"failed": 1, "passed": 2}
+    torn_down = {e.name for e in events if e.what == "teardown"}
+    assert torn_down == started | {"shared"}
+    result.stdout.fnmatch_lines(["*stopping after 1 failures*"])
+
+
+def test_maxfail(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.mark.parametrize("n", range(10))
+        async def test_fails(n):
+            await asyncio.sleep(0.05 * (n + 1))
+            assert False
+        """
+    )
+    result = pytester.runpytest("--maxfail=2", "--concurrency=2")
+    # test_fails[1] is the second failure; test_fails[2] was already in flight
+    # and finishes (failing too); test_fails[3:] never start.
+    assert result.parseoutcomes() == {"failed": 3}
+    result.stdout.no_fnmatch_line("*test_fails?3?*")
+
+
+def test_end_of_run_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.mark.concurrent
+        @pytest.mark.parametrize("n", range(4))
+        async def test_it(n):
+            await asyncio.sleep(0.2)
+        """
+    )
+    result = pytester.runpytest()
+    result.stdout.re_match_lines(
+        [r"concurrently: 4 tests in \d+\.\d s, \d+\.\d s of test time \(\d+\.\dx\), up to 4 in flight"]
+    )
