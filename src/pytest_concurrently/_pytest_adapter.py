@@ -20,9 +20,8 @@ these internals touches this file alone:
   fixture call path.
 * :func:`route_phase_capture` makes the capture manager and the logging plugin
   route output and records by context for concurrent tests.
-* :func:`run_setup_and_call` / :func:`run_teardown` are pytest's
-  ``runtestprotocol``, split so that the teardown can run shielded from
-  cancellation.
+* :func:`run_protocol` is pytest's ``runtestprotocol`` for a concurrent
+  item.
 """
 
 from __future__ import annotations
@@ -66,8 +65,7 @@ __all__ = [
     "FixtureInstances",
     "is_async_fixture",
     "route_phase_capture",
-    "run_setup_and_call",
-    "run_teardown",
+    "run_protocol",
     "setup_async_fixture",
 ]
 
@@ -478,10 +476,31 @@ def _routed_runtest_for(
 # The per-test protocol
 
 
-def run_setup_and_call(item: pytest.Item) -> None:
-    """Log the start of ``item``, run its setup and, if that passed, its call;
-    each phase reports through the standard hooks."""
-    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+def run_protocol(item: pytest.Item, entering_teardown: Callable[[], object]) -> None:
+    """pytest's ``runtestprotocol`` for one concurrent item, with its
+    ``pytest_runtest_logstart`` and ``pytest_runtest_logfinish``.
+
+    :param entering_teardown: called between the call and the teardown phase;
+        the runner stops counting the test as cancellable there, so an
+        interrupted session still tears every fixture down.
+    """
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    try:
+        _setup_and_call(item)
+    finally:
+        entering_teardown()
+        try:
+            call_and_report(item, "teardown", log=True, nextitem=None)
+        finally:
+            # As runtestprotocol: let the fixture values go.
+            if hasattr(item, "_request"):
+                item._request = False
+                item.funcargs = None
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+
+def _setup_and_call(item: pytest.Item) -> None:
     if hasattr(item, "_request") and not item._request:
         item._initrequest()
     report = call_and_report(item, "setup", log=True)
@@ -492,14 +511,3 @@ def run_setup_and_call(item: pytest.Item) -> None:
         show_test_item(item, add_space=not setup_only)
     if not setup_only:
         call_and_report(item, "call", log=True)
-
-
-def run_teardown(item: pytest.Item) -> None:
-    """Run ``item``'s teardown phase and log its end."""
-    try:
-        call_and_report(item, "teardown", log=True, nextitem=None)
-    finally:
-        if hasattr(item, "_request"):
-            item._request = False
-            item.funcargs = None
-    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)

@@ -4,10 +4,14 @@ pytest sets fixtures up and tears them down through plain function calls
 (``FixtureDef.execute`` calls ``pytest_fixture_setup`` calls the fixture).
 To give every concurrent test its own trip through that machinery while its
 async fixtures overlap with other tests', each test runs the machinery in a
-greenlet of its own: :func:`run_sync` starts the greenlet from the test's
-asyncio task, and whenever the synchronous code needs a coroutine's result it
-calls :func:`wait_for`, which hands the awaitable back to the task, lets the
-event loop run other tests, and resumes the synchronous code with the result.
+greenlet of its own: :func:`run_sync` hands the work to a greenlet from the
+test's asyncio task, and whenever the synchronous code needs a coroutine's
+result it calls :func:`wait_for`, which passes the awaitable back to the task,
+lets the event loop run other tests, and resumes the synchronous code with the
+result.
+
+Greenlets are kept in a pool and reused: creating one costs several times
+more than pytest spends on a trivial test's report.
 
 Outside a greenlet (a test that runs alone, or the end of the session) the
 event loop is not running, and :func:`wait_for` runs the awaitable on it
@@ -29,9 +33,34 @@ T = TypeVar("T")
 IdleLoopRunner = Callable[[Coroutine[Any, Any, Any]], Any]
 _idle_loop_runner: IdleLoopRunner | None = None
 
+# What a worker hands back to the task: ("await", awaitable), ("return",
+# value) or ("raise", exception).
+_AWAIT, _RETURN, _RAISE = "await", "return", "raise"
+_Message = tuple[str, Any]
 
-class _BridgedGreenlet(greenlet.greenlet):  # type: ignore[misc]
-    """A greenlet running synchronous code on behalf of an asyncio task."""
+
+class _Worker(greenlet.greenlet):  # type: ignore[misc]
+    """A greenlet that runs one synchronous job after another for asyncio
+    tasks, each job in the context of the task that handed it over."""
+
+    def __init__(self) -> None:
+        super().__init__(self._serve)
+
+    def _serve(self, job: tuple[Callable[..., Any], tuple[Any, ...]]) -> None:
+        while True:
+            function, args = job
+            message: _Message
+            try:
+                message = (_RETURN, function(*args))
+            except greenlet.GreenletExit:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - handed to the task
+                message = (_RAISE, exc)
+            del function, args
+            job = self.parent.switch(message)
+
+
+_idle_workers: list[_Worker] = []
 
 
 def set_idle_loop_runner(runner: IdleLoopRunner | None) -> IdleLoopRunner | None:
@@ -45,30 +74,34 @@ def set_idle_loop_runner(runner: IdleLoopRunner | None) -> IdleLoopRunner | None
 
 def in_bridged_code() -> bool:
     """True when called from synchronous code started by :func:`run_sync`."""
-    return isinstance(greenlet.getcurrent(), _BridgedGreenlet)
+    return isinstance(greenlet.getcurrent(), _Worker)
 
 
 async def run_sync(function: Callable[..., T], *args: Any) -> T:
-    """Call ``function(*args)`` in a new greenlet, awaiting on its behalf.
+    """Call ``function(*args)`` in a greenlet, awaiting on its behalf.
 
     Exceptions raised by ``function`` propagate; exceptions raised while
     awaiting (cancellation included) are thrown into ``function`` at the
     :func:`wait_for` call that asked for the await.
     """
+    worker = _idle_workers.pop() if _idle_workers else _Worker()
     task_greenlet = greenlet.getcurrent()
-    child = _BridgedGreenlet(function, task_greenlet)
+    worker.parent = task_greenlet
     # Share the task's contextvars with the synchronous code, so a fixture
     # that sets a context variable is seen by the test body and vice versa.
-    child.gr_context = task_greenlet.gr_context
-    request = child.switch(*args)
-    while not child.dead:
+    worker.gr_context = task_greenlet.gr_context
+    kind, payload = worker.switch((function, args))
+    while kind == _AWAIT:
         try:
-            value = await cast(Awaitable[Any], request)
+            value = await cast(Awaitable[Any], payload)
         except BaseException as exc:  # noqa: BLE001 - handed to the sync code
-            request = child.throw(type(exc), exc, exc.__traceback__)
+            kind, payload = worker.throw(type(exc), exc, exc.__traceback__)
         else:
-            request = child.switch(value)
-    return cast(T, request)
+            kind, payload = worker.switch(value)
+    _idle_workers.append(worker)
+    if kind == _RAISE:
+        raise payload
+    return cast(T, payload)
 
 
 async def _await(awaitable: Awaitable[T]) -> T:
@@ -83,11 +116,10 @@ def wait_for(awaitable: Awaitable[T]) -> T:
     """
     __tracebackhide__ = True
     current = greenlet.getcurrent()
-    if isinstance(current, _BridgedGreenlet):
-        return cast(T, current.parent.switch(awaitable))
+    if isinstance(current, _Worker):
+        return cast(T, current.parent.switch((_AWAIT, awaitable)))
     if _running_loop() is not None:
-        if asyncio.iscoroutine(awaitable):
-            awaitable.close()
+        _close(awaitable)
         raise RuntimeError(
             "pytest-concurrently cannot run an async fixture or test synchronously "
             "from code that is already running on the event loop; request the fixture "
@@ -95,10 +127,14 @@ def wait_for(awaitable: Awaitable[T]) -> T:
             "request.getfixturevalue() from async code"
         )
     if _idle_loop_runner is None:
-        if asyncio.iscoroutine(awaitable):
-            awaitable.close()
+        _close(awaitable)
         raise RuntimeError("pytest-concurrently's event loop is not available")
     return cast(T, _idle_loop_runner(_await(awaitable)))
+
+
+def _close(awaitable: Awaitable[Any]) -> None:
+    if asyncio.iscoroutine(awaitable):
+        awaitable.close()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
