@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 #: Source of a ``recorder`` module for inner sessions: ``record(name, what)``
 #: appends one event with a monotonic timestamp.
-RECORDER = '''
+RECORDER = """
 import json, os, time
 
 def record(name, what, **extra):
     with open(os.path.join(os.path.dirname(__file__), "events.jsonl"), "a") as f:
         f.write(json.dumps({"name": name, "what": what, "t": time.monotonic(), **extra}) + "\\n")
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,9 @@ def read_events(pytester: pytest.Pytester) -> list[Event]:
     return events
 
 
-def intervals(events: list[Event], start: str = "start", end: str = "end") -> dict[str, tuple[float, float]]:
+def intervals(
+    events: list[Event], start: str = "start", end: str = "end"
+) -> dict[str, tuple[float, float]]:
     """name -> (start time, end time) for every name that has both events."""
     starts = {e.name: e.t for e in events if e.what == start}
     ends = {e.name: e.t for e in events if e.what == end}

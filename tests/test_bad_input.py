@@ -16,7 +16,10 @@ async def test_ok():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--concurrently-mode=fast"], "*--concurrently-mode must be one of off, marked, auto; got 'fast'*"),
+        (
+            ["--concurrently-mode=fast"],
+            "*--concurrently-mode must be one of off, marked, auto; got 'fast'*",
+        ),
         (["--concurrency=0"], "*--concurrency must be a whole number of at least 1*got '0'*"),
         (["--concurrency=many"], "*--concurrency must be a whole number of at least 1*got 'many'*"),
     ],

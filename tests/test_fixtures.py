@@ -329,7 +329,8 @@ def test_parametrized_module_fixture_values_never_overlap(pytester: pytest.Pytes
     spans = intervals(events)
     a_spans = {k: v for k, v in spans.items() if k.startswith("a")}
     b_spans = {k: v for k, v in spans.items() if k.startswith("b")}
-    assert all_overlap(a_spans) and all_overlap(b_spans)
+    assert all_overlap(a_spans)
+    assert all_overlap(b_spans)
     assert max(end for _, end in a_spans.values()) <= min(start for start, _ in b_spans.values())
     fixture_events = [(e.name, e.what) for e in events if e.what in ("setup", "teardown")]
     assert fixture_events == [("a", "setup"), ("a", "teardown"), ("b", "setup"), ("b", "teardown")]

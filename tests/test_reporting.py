@@ -248,5 +248,8 @@ def test_end_of_run_line(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest()
     result.stdout.re_match_lines(
-        [r"concurrently: 4 tests in \d+\.\d s, \d+\.\d s of test time \(\d+\.\dx\), up to 4 in flight"]
+        [
+            r"concurrently: 4 tests in \d+\.\d s, \d+\.\d s of test time \(\d+\.\dx\), "
+            r"up to 4 in flight"
+        ]
     )

@@ -26,6 +26,7 @@ these internals touches this file alone:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import inspect
@@ -34,9 +35,8 @@ import sys
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from typing import Any
+from typing import Any, cast
 
-import anyio
 import pytest
 from _pytest.capture import CaptureManager
 from _pytest.fixtures import (
@@ -48,7 +48,7 @@ from _pytest.fixtures import (
     get_scope_package,
     resolve_fixture_function,
 )
-from _pytest.logging import LoggingPlugin, LogCaptureHandler, caplog_handler_key, caplog_records_key
+from _pytest.logging import LogCaptureHandler, LoggingPlugin, caplog_handler_key, caplog_records_key
 from _pytest.nodes import Node
 from _pytest.outcomes import TEST_OUTCOME
 from _pytest.runner import SetupState, call_and_report, show_test_item
@@ -89,7 +89,7 @@ class FixtureInstances:
 
     def __init__(self) -> None:
         self._shared: dict[tuple[AnyFixtureDef, Node], AnyFixtureDef] = {}
-        self._executing: dict[AnyFixtureDef, anyio.Event] = {}
+        self._executing: dict[AnyFixtureDef, asyncio.Event] = {}
 
     def isolate(self, item: pytest.Item) -> None:
         """Point ``item`` at its own fixture definitions. Call once, before the
@@ -145,7 +145,7 @@ class FixtureInstances:
                 return execute(request)
             while (busy := self._executing.get(definition)) is not None:
                 bridge.wait_for(busy.wait())
-            done = anyio.Event()
+            done = asyncio.Event()
             self._executing[definition] = done
             try:
                 return execute(request)
@@ -170,7 +170,7 @@ class _ItemFixtureDefs(dict[str, Sequence[AnyFixtureDef]]):
     ) -> tuple[AnyFixtureDef, ...]:
         return tuple(self._instances._copy(self._item, name, d) for d in definitions)
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         found = super().get(name)
         if found is not None:
             return found
@@ -372,7 +372,7 @@ def _synchronous(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def requesting_item(request: pytest.FixtureRequest) -> pytest.Item:
     """The test a fixture request was made for."""
-    return request._pyfuncitem  # type: ignore[no-any-return]
+    return request._pyfuncitem
 
 
 def call_async_test(item: pytest.Function) -> None:
@@ -441,17 +441,18 @@ def _routed_item_capture(
     return item_capture
 
 
-def _routed_runtest_for(
-    plugin: LoggingPlugin,
-) -> Callable[[pytest.Item, str], AbstractContextManager[None]]:
-    original = type(plugin)._runtest_for.__get__(plugin)
+def _routed_runtest_for(plugin: LoggingPlugin) -> Callable[[pytest.Item, str], Any]:
+    original_function = type(plugin)._runtest_for
+    original = original_function.__get__(plugin)
 
-    @contextmanager
-    def runtest_for(item: pytest.Item, when: str) -> Iterator[None]:
+    def runtest_for(item: pytest.Item, when: str) -> Generator[None, None, None]:
         current = running_test.get()
         if current is None or not current.concurrent:
-            with original(item, when):
-                yield
+            if _is_context_manager_function(original_function):
+                with original(item, when):
+                    yield
+            else:
+                yield from original(item, when)
             return
         caplog_handler = LogCaptureHandler()
         caplog_handler.setFormatter(plugin.formatter)
@@ -469,7 +470,16 @@ def _routed_runtest_for(
                 log = report_handler.stream.getvalue().strip()
                 item.add_report_section(when, "log", log)
 
+    # pytest 9 made _runtest_for a context manager; pytest 8 calls it with
+    # ``yield from``. Offer the replacement in the same form.
+    if _is_context_manager_function(original_function):
+        return contextmanager(runtest_for)
     return runtest_for
+
+
+def _is_context_manager_function(function: Callable[..., Any]) -> bool:
+    # contextlib.contextmanager keeps the generator function as __wrapped__.
+    return inspect.isgeneratorfunction(getattr(function, "__wrapped__", None))
 
 
 # ---------------------------------------------------------------------------
@@ -495,14 +505,16 @@ def run_protocol(item: pytest.Item, entering_teardown: Callable[[], object]) -> 
         finally:
             # As runtestprotocol: let the fixture values go.
             if hasattr(item, "_request"):
-                item._request = False
-                item.funcargs = None
+                with_request = cast(Any, item)
+                with_request._request = False
+                with_request.funcargs = None
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
 
 
 def _setup_and_call(item: pytest.Item) -> None:
     if hasattr(item, "_request") and not item._request:
-        item._initrequest()
+        # Only when an item runs twice (pytest-rerunfailures does that).
+        cast(Any, item)._initrequest()
     report = call_and_report(item, "setup", log=True)
     if not report.passed:
         return

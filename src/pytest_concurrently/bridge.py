@@ -54,7 +54,7 @@ class _Worker(greenlet.greenlet):  # type: ignore[misc]
                 message = (_RETURN, function(*args))
             except greenlet.GreenletExit:
                 raise
-            except BaseException as exc:  # noqa: BLE001 - handed to the task
+            except BaseException as exc:
                 message = (_RAISE, exc)
             del function, args
             job = self.parent.switch(message)
@@ -94,7 +94,7 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
     while kind == _AWAIT:
         try:
             value = await cast(Awaitable[Any], payload)
-        except BaseException as exc:  # noqa: BLE001 - handed to the sync code
+        except BaseException as exc:
             kind, payload = worker.throw(type(exc), exc, exc.__traceback__)
         else:
             kind, payload = worker.switch(value)

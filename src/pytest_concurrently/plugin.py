@@ -96,9 +96,7 @@ def _read_mode(config: pytest.Config) -> Mode:
         return Mode(str(value).strip().lower())
     except ValueError:
         choices = ", ".join(mode.value for mode in Mode)
-        raise pytest.UsageError(
-            f"{source} must be one of {choices}; got {value!r}"
-        ) from None
+        raise pytest.UsageError(f"{source} must be one of {choices}; got {value!r}") from None
 
 
 def _read_concurrency(config: pytest.Config) -> int:

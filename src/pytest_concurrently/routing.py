@@ -27,6 +27,7 @@ __all__ = [
     "capturing_logs",
     "capturing_output",
     "routed_process_streams",
+    "routed_root_logger",
 ]
 
 
@@ -111,8 +112,8 @@ class RoutedLogHandler(logging.Handler):
 def routed_process_streams(*, tee: bool) -> Iterator[None]:
     """Replace ``sys.stdout`` and ``sys.stderr`` with routed streams."""
     saved = sys.stdout, sys.stderr
-    sys.stdout = RoutedStream("stdout", saved[0], tee=tee)  # type: ignore[assignment]
-    sys.stderr = RoutedStream("stderr", saved[1], tee=tee)  # type: ignore[assignment]
+    sys.stdout = RoutedStream("stdout", saved[0], tee=tee)
+    sys.stderr = RoutedStream("stderr", saved[1], tee=tee)
     try:
         yield
     finally:

@@ -50,7 +50,8 @@ class RunStats:
         return self._ended_at - self._started_at
 
     def summary_line(self) -> str:
-        """``concurrently: 480 tests in 12.1 s, 2,310 s of test time (190x), up to 100 in flight``"""
+        """The end-of-run line, such as ``concurrently: 480 tests in 12.1 s,
+        2,310.4 s of test time (190.9x), up to 100 in flight``."""
         wall = self.wall_seconds
         speedup = f" ({self.test_seconds / wall:,.1f}x)" if wall > 0 else ""
         noun = "test" if self.tests == 1 else "tests"
