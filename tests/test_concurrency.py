@@ -197,3 +197,64 @@ def test_marker_added_by_conftest_hook(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(SLEEPERS.format(marks="", count=3))
     pytester.runpytest().assert_outcomes(passed=3)
     assert all_overlap(intervals(read_events(pytester)))
+
+
+def test_isolated_wins_over_module_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from recorder import record
+
+        pytestmark = pytest.mark.concurrent
+
+        async def test_a():
+            record("a", "start"); await asyncio.sleep(0.1); record("a", "end")
+
+        @pytest.mark.isolated
+        async def test_b():
+            record("b", "start"); await asyncio.sleep(0.1); record("b", "end")
+
+        async def test_c():
+            record("c", "start"); await asyncio.sleep(0.1); record("c", "end")
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=3)
+    spans = intervals(read_events(pytester))
+    assert spans["a"][1] <= spans["b"][0]
+    assert spans["b"][1] <= spans["c"][0]
+
+
+def test_exit_cancels_tests_in_flight_and_tears_them_down(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from recorder import record
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.fixture
+        async def resource(request):
+            yield
+            record(request.node.name, "teardown")
+
+        async def test_exits(resource):
+            await asyncio.sleep(0.05)
+            pytest.exit("enough")
+
+        @pytest.mark.parametrize("n", range(3))
+        async def test_waits(n, resource):
+            record(f"test_waits[{n}]", "start")
+            await asyncio.sleep(30)
+            record(f"test_waits[{n}]", "end")
+        """
+    )
+    result = pytester.runpytest("--concurrency=3")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*Exit: enough*"])
+    events = read_events(pytester)
+    started = {e.name for e in events if e.what == "start"}
+    assert started == {"test_waits[0]", "test_waits[1]"}
+    assert not [e for e in events if e.what == "end"]
+    assert {e.name for e in events if e.what == "teardown"} == {"test_exits"} | started

@@ -418,3 +418,31 @@ def test_background_task_of_session_fixture_keeps_running(pytester: pytest.Pytes
         """
     )
     pytester.runpytest().assert_outcomes(passed=3)
+
+
+def test_wider_fixture_teardown_error_is_reported_once_on_its_last_user(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.fixture(scope="module")
+        async def breaks_on_teardown():
+            yield
+            raise RuntimeError("module teardown broke")
+
+        @pytest.mark.parametrize("delay", [0.3, 0.1, 0.2])
+        async def test_it(delay, breaks_on_teardown):
+            await asyncio.sleep(delay)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=3, errors=1)
+    # The test that finished last (not the last collected) carries the error.
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_it[[]0.3[]]*", "*module teardown broke*"]
+    )

@@ -7,13 +7,10 @@ fixtures, reporting and scheduling.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .marking import Mode as Mode
 
-try:
-    __version__ = version("pytest-concurrently")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+# Kept here, not read from the installed metadata: looking the distribution up
+# costs tens of milliseconds at every pytest start.
+__version__ = "0.1.0"
 
 __all__ = ["Mode", "__version__"]

@@ -30,6 +30,7 @@ import asyncio
 import dataclasses
 import functools
 import inspect
+import logging
 import os
 import sys
 from collections import Counter
@@ -444,6 +445,7 @@ def _routed_item_capture(
 def _routed_runtest_for(plugin: LoggingPlugin) -> Callable[[pytest.Item, str], Any]:
     original_function = type(plugin)._runtest_for
     original = original_function.__get__(plugin)
+    handlers = _LogHandlerPool(plugin)
 
     def runtest_for(item: pytest.Item, when: str) -> Generator[None, None, None]:
         current = running_test.get()
@@ -454,13 +456,7 @@ def _routed_runtest_for(plugin: LoggingPlugin) -> Callable[[pytest.Item, str], A
             else:
                 yield from original(item, when)
             return
-        caplog_handler = LogCaptureHandler()
-        caplog_handler.setFormatter(plugin.formatter)
-        report_handler = LogCaptureHandler()
-        report_handler.setFormatter(plugin.formatter)
-        if plugin.log_level is not None:
-            caplog_handler.setLevel(plugin.log_level)
-            report_handler.setLevel(plugin.log_level)
+        caplog_handler, report_handler = handlers.for_phase(item)
         item.stash[caplog_records_key][when] = caplog_handler.records
         item.stash[caplog_handler_key] = caplog_handler
         with routing.capturing_logs(caplog_handler, report_handler):
@@ -469,12 +465,57 @@ def _routed_runtest_for(plugin: LoggingPlugin) -> Callable[[pytest.Item, str], A
             finally:
                 log = report_handler.stream.getvalue().strip()
                 item.add_report_section(when, "log", log)
+                if when == "teardown":
+                    handlers.release(item)
 
     # pytest 9 made _runtest_for a context manager; pytest 8 calls it with
     # ``yield from``. Offer the replacement in the same form.
     if _is_context_manager_function(original_function):
         return contextmanager(runtest_for)
     return runtest_for
+
+
+_HandlerPair = tuple[LogCaptureHandler, LogCaptureHandler]
+_log_handlers_key = pytest.StashKey[_HandlerPair]()
+
+
+class _LogHandlerPool:
+    """Per-test ``caplog`` and report handlers, reused phase after phase and
+    then by later tests, as pytest reuses its one pair.
+
+    Creating a ``logging.Handler`` registers it module-wide and creates a
+    lock, which costs more than the rest of a trivial test's log routing.
+    """
+
+    def __init__(self, plugin: LoggingPlugin) -> None:
+        self._plugin = plugin
+        self._idle: list[_HandlerPair] = []
+
+    def for_phase(self, item: pytest.Item) -> _HandlerPair:
+        """The item's handler pair, emptied for a new phase."""
+        pair = item.stash.get(_log_handlers_key, None)
+        if pair is None:
+            pair = self._idle.pop() if self._idle else self._new_pair()
+            item.stash[_log_handlers_key] = pair
+        level = self._plugin.log_level if self._plugin.log_level is not None else logging.NOTSET
+        for handler in pair:
+            handler.reset()
+            handler.setLevel(level)
+        return pair
+
+    def release(self, item: pytest.Item) -> None:
+        """Take the item's pair back for later tests."""
+        pair = item.stash.get(_log_handlers_key, None)
+        if pair is not None:
+            del item.stash[_log_handlers_key]
+            self._idle.append(pair)
+
+    def _new_pair(self) -> _HandlerPair:
+        caplog_handler = LogCaptureHandler()
+        caplog_handler.setFormatter(self._plugin.formatter)
+        report_handler = LogCaptureHandler()
+        report_handler.setFormatter(self._plugin.formatter)
+        return caplog_handler, report_handler
 
 
 def _is_context_manager_function(function: Callable[..., Any]) -> bool:

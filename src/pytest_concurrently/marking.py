@@ -64,8 +64,9 @@ def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
 
     :raises MarkerError: for a misused ``concurrent`` or ``isolated`` marker.
     """
-    concurrent_mark = item.get_closest_marker(CONCURRENT_MARKER)
-    isolated_mark = item.get_closest_marker(ISOLATED_MARKER)
+    closest = _closest_marks(item)
+    concurrent_mark = closest.get(CONCURRENT_MARKER)
+    isolated_mark = closest.get(ISOLATED_MARKER)
     for mark in (concurrent_mark, isolated_mark):
         if mark is not None and (mark.args or mark.kwargs):
             raise MarkerError(
@@ -83,7 +84,7 @@ def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
             f"{item.nodeid}: @pytest.mark.concurrent applies to async tests, and this "
             "test is not an 'async def' function; remove the marker or make the test async"
         )
-    owner = _other_owner(item) if is_async else None
+    owner = _other_owner(item, closest) if is_async else None
     if mode is Mode.OFF or not is_async or isolated_mark is not None:
         return TestPlan(concurrent=False, owner=owner)
     wants_concurrency = mode is Mode.AUTO or concurrent_mark is not None
@@ -105,7 +106,7 @@ def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
                 "share the process with other tests in flight; mark the test "
                 "@pytest.mark.isolated (it then runs alone) or capture output another way"
             )
-    if item.get_closest_marker("filterwarnings") is not None:
+    if "filterwarnings" in closest:
         raise MarkerError(
             f"{item.nodeid}: has a filterwarnings marker, but warning filters are "
             "process-wide and would apply to every test in flight; mark the test "
@@ -120,13 +121,26 @@ def is_async_test(item: pytest.Item) -> bool:
     return isinstance(item, pytest.Function) and inspect.iscoroutinefunction(function)
 
 
-def _other_owner(item: pytest.Item) -> str | None:
+#: The markers a plan looks at; the closest of each is found in one pass.
+_PLANNING_MARKERS = frozenset(
+    {CONCURRENT_MARKER, ISOLATED_MARKER, "filterwarnings", "asyncio", "anyio"}
+)
+
+
+def _closest_marks(item: pytest.Item) -> dict[str, pytest.Mark]:
+    closest: dict[str, pytest.Mark] = {}
+    for mark in item.iter_markers():
+        if mark.name in _PLANNING_MARKERS:
+            closest.setdefault(mark.name, mark)
+    return closest
+
+
+def _other_owner(item: pytest.Item, closest: dict[str, pytest.Mark]) -> str | None:
     plugins = item.config.pluginmanager
-    if item.get_closest_marker("asyncio") is not None and plugins.has_plugin("asyncio"):
+    if "asyncio" in closest and plugins.has_plugin("asyncio"):
         return "pytest-asyncio"
     if plugins.has_plugin("anyio") and (
-        item.get_closest_marker("anyio") is not None
-        or "anyio_backend" in getattr(item, "fixturenames", ())
+        "anyio" in closest or "anyio_backend" in getattr(item, "fixturenames", ())
     ):
         return "anyio"
     return None
