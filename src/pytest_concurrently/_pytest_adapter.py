@@ -27,7 +27,6 @@ these internals touches this file alone:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import inspect
 import logging
@@ -101,7 +100,12 @@ class FixtureInstances:
         per_item = _ItemFixtureDefs(self, item)
         for name, definitions in info.name2fixturedefs.items():
             per_item[name] = per_item.copies_for(name, definitions)
-        item._fixtureinfo = dataclasses.replace(info, name2fixturedefs=per_item)
+        item._fixtureinfo = FuncFixtureInfo(
+            argnames=info.argnames,
+            initialnames=info.initialnames,
+            names_closure=info.names_closure,
+            name2fixturedefs=per_item,
+        )
         item._initrequest()
 
     def slots(self, item: pytest.Item) -> dict[object, object]:

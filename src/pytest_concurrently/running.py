@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import gc
 from collections.abc import Sequence
 
 import pytest
@@ -79,16 +80,23 @@ class ConcurrentSession:
     def run(self) -> None:
         """Run every item the policy admits, until all ran or the session stops."""
         adapter.install_setup_state(self._session, self._items)
-        admitted = self._admit()
-        while admitted:
-            if admitted[0].concurrent:
-                with adapter.route_phase_capture(self._session.config):
-                    admitted = self._loop.run(self._run_concurrent_phase(admitted))
-            else:
-                self._run_alone(admitted[0])
-                admitted = self._admit()
-            if self._session_ending is not None:
-                raise self._session_ending
+        # The collected tree lives for the whole run; keeping the collector
+        # from walking it again and again saves more than the tests' own
+        # bookkeeping costs.
+        gc.freeze()
+        try:
+            admitted = self._admit()
+            while admitted:
+                if admitted[0].concurrent:
+                    with adapter.route_phase_capture(self._session.config):
+                        admitted = self._loop.run(self._run_concurrent_phase(admitted))
+                else:
+                    self._run_alone(admitted[0])
+                    admitted = self._admit()
+                if self._session_ending is not None:
+                    raise self._session_ending
+        finally:
+            gc.unfreeze()
 
     def _admit(self) -> list[Ticket]:
         if self._session.shouldfail or self._session.shouldstop:
@@ -139,7 +147,7 @@ class ConcurrentSession:
             self._tasks[ticket] = task
             self._cancellable.add(ticket)
             task.add_done_callback(functools.partial(self._ended, ticket))
-        if not self._policy.in_flight:
+        if not self._policy.in_flight_count:
             self._end_phase([])
 
     def _end_phase(self, next_admitted: list[Ticket]) -> None:

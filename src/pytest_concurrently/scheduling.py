@@ -80,6 +80,11 @@ class AdmissionPolicy:
         return frozenset(self._in_flight)
 
     @property
+    def in_flight_count(self) -> int:
+        """How many tickets are admitted and not yet finished."""
+        return len(self._in_flight)
+
+    @property
     def waiting(self) -> tuple[Ticket, ...]:
         """The tickets not yet admitted, in collection order."""
         return tuple(self._waiting)
