@@ -53,6 +53,7 @@ from _pytest.nodes import Node
 from _pytest.outcomes import TEST_OUTCOME
 from _pytest.runner import SetupState, call_and_report, show_test_item
 from _pytest.scope import Scope
+from _pytest.unittest import TestCaseFunction
 
 from . import bridge, routing
 from .current import running_test
@@ -64,6 +65,7 @@ __all__ = [
     "ConcurrentSetupState",
     "FixtureInstances",
     "is_async_fixture",
+    "is_plain_test_function",
     "route_phase_capture",
     "run_protocol",
     "setup_async_fixture",
@@ -373,6 +375,12 @@ def _synchronous(func: Callable[..., Any]) -> Callable[..., Any]:
         return bridge.wait_for(coroutine)
 
     return drive_coroutine
+
+
+def is_plain_test_function(item: pytest.Item) -> bool:
+    """Whether ``item`` is a test function whose body pytest calls through
+    ``pytest_pyfunc_call`` (not a ``unittest`` test case)."""
+    return isinstance(item, pytest.Function) and not isinstance(item, TestCaseFunction)
 
 
 def requesting_item(request: pytest.FixtureRequest) -> pytest.Item:

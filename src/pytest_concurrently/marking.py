@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from ._pytest_adapter import is_plain_test_function
+
 __all__ = [
     "CONCURRENT_MARKER",
     "ISOLATED_MARKER",
@@ -116,9 +118,10 @@ def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
 
 
 def is_async_test(item: pytest.Item) -> bool:
-    """Whether ``item`` is a test function defined with ``async def``."""
+    """Whether ``item`` is a pytest test function defined with ``async def``
+    (``unittest`` test cases run their coroutines themselves)."""
     function = getattr(item, "obj", None)
-    return isinstance(item, pytest.Function) and inspect.iscoroutinefunction(function)
+    return is_plain_test_function(item) and inspect.iscoroutinefunction(function)
 
 
 #: The markers a plan looks at; the closest of each is found in one pass.

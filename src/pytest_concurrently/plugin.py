@@ -132,11 +132,27 @@ def pytest_collection_modifyitems(
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Refuse concurrent tests on a pytest-xdist worker, by name."""
+    # A worker runs the tests its controller sends, one by one, through its
+    # own test loop; admitting them concurrently needs that loop's
+    # cooperation. Failing the setup (not the collection) keeps xdist's
+    # protocol intact, so every such test is reported with the reason.
+    plan = item.stash.get(_plan_key, None)
+    if plan is not None and plan.concurrent and hasattr(item.config, "workerinput"):
+        pytest.fail(
+            f"{item.nodeid} would run concurrently, which pytest-concurrently does not "
+            "support under pytest-xdist yet; run with --concurrently-mode=off, or without -n",
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
     """Take over the test loop when some selected test is concurrent."""
     config = session.config
     state = config.stash[_state_key]
-    if config.option.collectonly or state.mode is Mode.OFF:
+    if config.option.collectonly or state.mode is Mode.OFF or hasattr(config, "workerinput"):
         return None
     plans = [item.stash.get(_plan_key, TestPlan(concurrent=False)) for item in session.items]
     if not any(plan.concurrent for plan in plans):
@@ -149,6 +165,12 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if plan.owner is not None and not plan.concurrent:
             left = state.stats.left_to_other_plugins
             left[plan.owner] = left.get(plan.owner, 0) + 1
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if isinstance(reporter, pytest.TerminalReporter):
+        # Tests of several files are in flight at once, so progress dots
+        # cannot sit on their file's line; as under pytest-xdist, show the
+        # dots without file names.
+        reporter.showfspath = False
     ConcurrentSession(session, plans, state.concurrency, state.loop, state.stats).run()
     if session.shouldfail:
         raise session.Failed(session.shouldfail)
@@ -165,6 +187,8 @@ def pytest_fixture_setup(fixturedef: FixtureDef[object], request: SubRequest) ->
     """
     if not adapter.is_async_fixture(fixturedef):
         return None
+    if request.config.getoption("setupplan", False):
+        return None  # --setup-plan shows fixtures without running them
     plan = adapter.requesting_item(request).stash.get(_plan_key, None)
     if plan is not None and plan.owner is not None:
         return None

@@ -1,0 +1,116 @@
+"""pytest features and test kinds that must keep working beside the plugin."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import read_events
+
+pytestmark = pytest.mark.usefixtures("recorder")
+
+WITH_ASYNC_FIXTURE = """
+import asyncio
+import pytest
+from recorder import record
+
+pytestmark = pytest.mark.concurrent
+
+@pytest.fixture
+async def resource():
+    record("resource", "setup")
+    await asyncio.sleep(0.01)
+    yield 1
+
+async def test_one(resource):
+    pass
+
+async def test_two(resource):
+    pass
+"""
+
+
+def test_setup_plan_does_not_run_async_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(WITH_ASYNC_FIXTURE)
+    result = pytester.runpytest("--setup-plan")
+    result.stdout.fnmatch_lines(["*SETUP    F resource*"])
+    assert not (pytester.path / "events.jsonl").exists()
+
+
+def test_setup_show_shows_async_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(WITH_ASYNC_FIXTURE)
+    result = pytester.runpytest("--setup-show")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*SETUP    F resource*", "*TEARDOWN F resource*"])
+    assert [e.what for e in read_events(pytester)] == ["setup", "setup"]
+
+
+def test_unittest_async_test_cases_run_as_unittest_runs_them(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import unittest
+
+        class TestCase(unittest.IsolatedAsyncioTestCase):
+            async def test_async(self):
+                await asyncio.sleep(0.01)
+
+            async def test_fails(self):
+                self.assertEqual(1, 2)
+        """
+    )
+    result = pytester.runpytest("--concurrently-mode=auto")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_xdist_worker_refuses_concurrent_tests(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(WITH_ASYNC_FIXTURE)
+    result = pytester.runpytest("-p", "xdist", "-n", "1", "-rE")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_one would run concurrently, which pytest-concurrently does not support under "
+            "pytest-xdist yet; run with --concurrently-mode=off, or without -n*"
+        ]
+    )
+
+
+def test_xdist_with_mode_off_runs_async_tests(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(WITH_ASYNC_FIXTURE)
+    result = pytester.runpytest("-p", "xdist", "-n", "2", "--concurrently-mode=off")
+    result.assert_outcomes(passed=2)
+
+
+def test_interrupt_tears_down_tests_in_flight(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import os
+        import signal
+        import pytest
+        from recorder import record
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.fixture
+        async def resource(request):
+            yield
+            await asyncio.sleep(0.01)
+            record(request.node.name, "teardown")
+
+        async def test_interrupts(resource):
+            await asyncio.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(30)
+
+        @pytest.mark.parametrize("n", range(2))
+        async def test_waits(n, resource):
+            record(f"test_waits[{n}]", "start")
+            await asyncio.sleep(30)
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+    torn_down = {e.name for e in read_events(pytester) if e.what == "teardown"}
+    assert torn_down == {"test_interrupts", "test_waits[0]", "test_waits[1]"}
