@@ -113,3 +113,29 @@ def test_isolated_test_may_use_capsys(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_marker_on_a_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrent
+        @pytest.fixture
+        async def resource():
+            return 1
+
+        async def test_uses(resource):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    output = result.stdout.str() + result.stderr.str()
+    # pytest itself refuses marks on fixtures: an error from pytest 9 on, a
+    # warning that says the mark has no effect before.
+    if int(pytest.__version__.split(".")[0]) >= 9:
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+        assert "Marks cannot be applied to fixtures" in output
+    else:
+        assert "Marks applied to fixtures have no effect" in output
+    assert "INTERNALERROR" not in output

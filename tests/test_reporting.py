@@ -274,3 +274,34 @@ def test_progress_shows_dots_without_file_names(pytester: pytest.Pytester) -> No
     result.assert_outcomes(passed=6)
     result.stdout.re_match_lines([r"^\.{6} +\[100%\]$"])
     result.stdout.no_fnmatch_line("test_one.py*")
+
+
+def test_an_error_outside_any_test_phase_ends_the_session_loudly(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_runtest_logstart(nodeid):
+            if nodeid.endswith("test_two"):
+                raise RuntimeError("a reporting plugin broke")
+        """
+    )
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        async def test_one():
+            await asyncio.sleep(0.05)
+
+        async def test_two():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    # As in plain pytest, an exception from a reporting hook is an internal
+    # error of the session, never a silently missing test.
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["*RuntimeError: a reporting plugin broke*"])

@@ -539,6 +539,14 @@ def _is_context_manager_function(function: Callable[..., Any]) -> bool:
 # The per-test protocol
 
 
+def _show_test_item(item: pytest.Item, *, setup_only: bool) -> None:
+    # pytest 8.4 added the add_space argument.
+    if "add_space" in inspect.signature(show_test_item).parameters:
+        show_test_item(item, add_space=not setup_only)
+    else:
+        show_test_item(item)
+
+
 def run_protocol(item: pytest.Item, entering_teardown: Callable[[], object]) -> None:
     """pytest's ``runtestprotocol`` for one concurrent item, with its
     ``pytest_runtest_logstart`` and ``pytest_runtest_logfinish``.
@@ -573,6 +581,6 @@ def _setup_and_call(item: pytest.Item) -> None:
         return
     setup_only = item.config.getoption("setuponly", False)
     if item.config.getoption("setupshow", False):
-        show_test_item(item, add_space=not setup_only)
+        _show_test_item(item, setup_only=setup_only)
     if not setup_only:
         call_and_report(item, "call", log=True)

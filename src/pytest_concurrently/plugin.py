@@ -166,7 +166,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             left = state.stats.left_to_other_plugins
             left[plan.owner] = left.get(plan.owner, 0) + 1
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if isinstance(reporter, pytest.TerminalReporter):
+    if reporter is not None:
         # Tests of several files are in flight at once, so progress dots
         # cannot sit on their file's line; as under pytest-xdist, show the
         # dots without file names.

@@ -35,10 +35,6 @@ from .stats import RunStats
 
 __all__ = ["ConcurrentSession"]
 
-#: Exceptions that end the whole session: pytest lets them through a test's
-#: report instead of recording them as the test's failure.
-_SESSION_ENDING = (KeyboardInterrupt, pytest.exit.Exception)
-
 
 class ConcurrentSession:
     """Runs a session's collected items, concurrent ones overlapping.
@@ -164,7 +160,10 @@ class ConcurrentSession:
             await bridge.run_sync(
                 adapter.run_protocol, item, functools.partial(self._cancellable.discard, ticket)
             )
-        except _SESSION_ENDING as exc:
+        except BaseException as exc:
+            # pytest lets KeyboardInterrupt and pytest.exit through a test's
+            # report; anything else escaping here is a bug, and must end the
+            # session loudly rather than vanish with the task.
             if self._session_ending is None:
                 self._session_ending = exc
             self._policy.stop()
