@@ -541,10 +541,11 @@ def _is_context_manager_function(function: Callable[..., Any]) -> bool:
 
 def _show_test_item(item: pytest.Item, *, setup_only: bool) -> None:
     # pytest 8.4 added the add_space argument.
-    if "add_space" in inspect.signature(show_test_item).parameters:
-        show_test_item(item, add_space=not setup_only)
+    show: Callable[..., None] = show_test_item
+    if "add_space" in inspect.signature(show).parameters:
+        show(item, add_space=not setup_only)
     else:
-        show_test_item(item)
+        show(item)
 
 
 def run_protocol(item: pytest.Item, entering_teardown: Callable[[], object]) -> None:
