@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import all_overlap, intervals, read_events
+from conftest import all_overlap, intervals, peak_overlap, read_events
 
 pytestmark = pytest.mark.usefixtures("recorder")
 
@@ -446,3 +446,66 @@ def test_wider_fixture_teardown_error_is_reported_once_on_its_last_user(
     result.stdout.fnmatch_lines(
         ["*ERROR at teardown of test_it[[]0.3[]]*", "*module teardown broke*"]
     )
+
+
+def test_two_hundred_slow_fixtures_set_up_a_hundred_at_a_time(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from recorder import record
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.fixture
+        async def slow(request):
+            record(request.node.name, "setup-start")
+            await asyncio.sleep(0.3)
+            record(request.node.name, "setup-end")
+            yield
+            await asyncio.sleep(0.3)
+
+        @pytest.mark.parametrize("n", range(200))
+        async def test_it(n, slow):
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=200)
+    setups = intervals(read_events(pytester), "setup-start", "setup-end")
+    assert len(setups) == 200
+    # The default limit of 100 tests in flight, reached by the setups alone.
+    assert peak_overlap(setups) == 100
+
+
+def test_function_fixtures_are_torn_down_before_the_wider_ones_they_use(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from recorder import record
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.fixture(scope="module")
+        async def connection():
+            yield {"open": True}
+            record("connection", "teardown")
+
+        @pytest.fixture
+        async def session(request, connection):
+            yield
+            await asyncio.sleep(0.05)
+            assert connection["open"]
+            record(request.node.name, "teardown")
+
+        @pytest.mark.parametrize("n", range(3))
+        async def test_it(n, session):
+            await asyncio.sleep(0.01 * n)
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=3)
+    order = [e.name for e in read_events(pytester) if e.what == "teardown"]
+    assert order[-1] == "connection"
+    assert sorted(order[:-1]) == ["test_it[0]", "test_it[1]", "test_it[2]"]
