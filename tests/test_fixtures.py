@@ -509,3 +509,55 @@ def test_function_fixtures_are_torn_down_before_the_wider_ones_they_use(
     order = [e.name for e in read_events(pytester) if e.what == "teardown"]
     assert order[-1] == "connection"
     assert sorted(order[:-1]) == ["test_it[0]", "test_it[1]", "test_it[2]"]
+
+
+def test_parametrized_package_fixture_values_never_overlap_across_subpackages(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        **{
+            "pkg/__init__.py": "",
+            "pkg/conftest.py": """
+                import pytest
+                from recorder import record
+
+                @pytest.fixture(scope="package", params=["a", "b"])
+                async def backend(request):
+                    record(request.param, "setup")
+                    yield request.param
+                    record(request.param, "teardown")
+                """,
+            "pkg/sub1/__init__.py": "",
+            "pkg/sub2/__init__.py": "",
+        }
+    )
+    for sub in ("sub1", "sub2"):
+        pytester.makepyfile(
+            **{
+                f"pkg/{sub}/test_{sub}.py": f"""
+                import asyncio
+                import pytest
+                from recorder import record
+
+                pytestmark = pytest.mark.concurrent
+
+                @pytest.mark.parametrize("n", range(2))
+                async def test_it(n, backend):
+                    record(f"{sub}-{{backend}}{{n}}", "start", backend=backend)
+                    await asyncio.sleep(0.1 + 0.05 * n)
+                    record(f"{sub}-{{backend}}{{n}}", "end", backend=backend)
+                """
+            }
+        )
+    pytester.runpytest().assert_outcomes(passed=8)
+    events = read_events(pytester)
+    spans = intervals(events)
+    by_value = {
+        value: [span for name, span in spans.items() if name.split("-")[1].startswith(value)]
+        for value in "ab"
+    }
+    for a_span in by_value["a"]:
+        for b_span in by_value["b"]:
+            assert a_span[1] <= b_span[0] or b_span[1] <= a_span[0]
+    fixture_events = [(e.name, e.what) for e in events if e.what in ("setup", "teardown")]
+    assert fixture_events == [("a", "setup"), ("a", "teardown"), ("b", "setup"), ("b", "teardown")]

@@ -120,12 +120,16 @@ class FixtureInstances:
         callspec = getattr(item, "callspec", None)
         if callspec is None:
             return {}
+        definitions = item._fixtureinfo.name2fixturedefs
         slots: dict[object, object] = {}
         for name, scope in callspec._arg2scope.items():
             if scope is Scope.Function or name not in callspec.params:
                 continue
-            node = _scope_node(item, scope, None)
-            slots[("param", name, node.nodeid)] = callspec.indices[name]
+            # The slot is the shared copy the value lives in: the closest
+            # definition of the name on the node its scope caches it on.
+            closest = definitions[name][-1] if definitions.get(name) else None
+            node = _scope_node(item, scope, closest)
+            slots[(name, node.nodeid)] = callspec.indices[name]
         return slots
 
     def _copy(self, item: pytest.Item, name: str, definition: AnyFixtureDef) -> AnyFixtureDef:
