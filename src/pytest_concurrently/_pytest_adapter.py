@@ -118,7 +118,7 @@ class FixtureInstances:
         scheduler must not let users of two values overlap.
         """
         callspec = getattr(item, "callspec", None)
-        if callspec is None:
+        if callspec is None or not isinstance(item, pytest.Function):
             return {}
         definitions = item._fixtureinfo.name2fixturedefs
         slots: dict[object, object] = {}
