@@ -65,6 +65,10 @@ def test_bad_ini_values(pytester: pytest.Pytester) -> None:
             "*test_capsys: uses the capsys fixture*mark the test @pytest.mark.isolated*",
         ),
         (
+            "@pytest.mark.concurrent\nasync def test_recwarn(recwarn): pass",
+            "*test_recwarn: uses the recwarn fixture*mark the test @pytest.mark.isolated*",
+        ),
+        (
             "@pytest.mark.concurrent\n@pytest.mark.filterwarnings('ignore')\n"
             "async def test_filters(): pass",
             "*test_filters: has a filterwarnings marker*'filterwarnings' ini option*",
@@ -139,3 +143,25 @@ def test_marker_on_a_fixture(pytester: pytest.Pytester) -> None:
     else:
         assert "Marks applied to fixtures have no effect" in output
     assert "INTERNALERROR" not in output
+
+
+def test_hook_may_mark_sync_tests_concurrent(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                item.add_marker(pytest.mark.concurrent)
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_sync():
+            pass
+
+        async def test_async():
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)

@@ -97,9 +97,7 @@ def test_auto_mode_leaves_pytest_asyncio_tests_to_it_and_says_so(
     )
     result = pytester.runpytest("-p", "asyncio", "--concurrently-mode=auto")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(
-        ["concurrently: 2 tests in *; 1 async tests left to pytest-asyncio"]
-    )
+    result.stdout.fnmatch_lines(["concurrently: 2 tests in *; 1 async test left to pytest-asyncio"])
 
 
 def test_concurrent_marker_on_a_pytest_asyncio_test_is_an_error(pytester: pytest.Pytester) -> None:

@@ -561,3 +561,195 @@ def test_parametrized_package_fixture_values_never_overlap_across_subpackages(
             assert a_span[1] <= b_span[0] or b_span[1] <= a_span[0]
     fixture_events = [(e.name, e.what) for e in events if e.what in ("setup", "teardown")]
     assert fixture_events == [("a", "setup"), ("a", "teardown"), ("b", "setup"), ("b", "teardown")]
+
+
+def test_class_fixture_has_one_instance_per_class_while_classes_overlap(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from recorder import record
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.fixture(scope="class")
+        async def per_class(request):
+            name = request.cls.__name__
+            record(name, "setup")
+            yield name
+            record(name, "teardown")
+
+        class TestOne:
+            @pytest.mark.parametrize("n", range(2))
+            async def test_it(self, n, per_class):
+                assert per_class == "TestOne"
+                record(f"TestOne{n}", "start")
+                await asyncio.sleep(0.1)
+                record(f"TestOne{n}", "end")
+
+        class TestTwo:
+            @pytest.mark.parametrize("n", range(2))
+            async def test_it(self, n, per_class):
+                assert per_class == "TestTwo"
+                record(f"TestTwo{n}", "start")
+                await asyncio.sleep(0.1)
+                record(f"TestTwo{n}", "end")
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=4)
+    events = read_events(pytester)
+    assert all_overlap(intervals(events))
+    for name in ("TestOne", "TestTwo"):
+        assert [e.what for e in events if e.name == name] == ["setup", "teardown"]
+
+
+def test_indirect_values_in_different_orders_never_share_an_instance(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        live = {"db": None}
+
+        @pytest.fixture(scope="session")
+        async def db(request):
+            assert live["db"] is None, f"{request.param} set up while {live['db']} is live"
+            live["db"] = request.param
+            yield request.param
+            live["db"] = None
+        """
+    )
+    for module, values in (("test_a", ["postgres", "sqlite"]), ("test_b", ["sqlite", "postgres"])):
+        pytester.makepyfile(
+            **{
+                module: f"""
+                import asyncio
+                import pytest
+                from conftest import live
+
+                pytestmark = pytest.mark.concurrent
+
+                @pytest.mark.parametrize("db", {values!r}, indirect=True)
+                async def test_it(db):
+                    await asyncio.sleep(0.1)
+                    assert live["db"] == db
+                """
+            }
+        )
+    pytester.runpytest().assert_outcomes(passed=4)
+
+
+def test_dynamically_requested_function_fixtures_belong_to_one_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import itertools
+        import pytest
+
+        counter = itertools.count()
+
+        @pytest.fixture
+        def dynamic(request):
+            return (next(counter), request.node.name)
+
+        @pytest.fixture
+        def via_sync(request):
+            return request.getfixturevalue("dynamic")
+
+        @pytest.mark.concurrent
+        @pytest.mark.parametrize("n", range(3))
+        async def test_it(n, via_sync, request):
+            await asyncio.sleep(0.1)
+            assert via_sync[1] == request.node.name
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=3)
+
+
+def test_doctests_share_session_fixtures_with_concurrent_tests(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        SETUPS = []
+
+        @pytest.fixture(scope="session", autouse=True)
+        def session_resource():
+            SETUPS.append(1)
+            yield
+        """
+    )
+    pytester.makepyfile(
+        '''
+        import pytest
+
+        @pytest.mark.concurrent
+        async def test_concurrent():
+            pass
+
+        def helper():
+            """
+            >>> 1 + 1
+            2
+            """
+
+        def test_set_up_once():
+            import conftest
+            assert conftest.SETUPS == [1]
+        '''
+    )
+    pytester.runpytest("--doctest-modules").assert_outcomes(passed=3)
+
+
+def test_a_rerun_protocol_does_not_tear_scopes_down_early(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+        from _pytest.runner import runtestprotocol
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_protocol(item, nextitem):
+            # Rerun a failed test once, as pytest-rerunfailures does.
+            item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+            reports = runtestprotocol(item, nextitem=nextitem, log=False)
+            if any(report.failed for report in reports):
+                reports = runtestprotocol(item, nextitem=nextitem, log=False)
+            for report in reports:
+                item.ihook.pytest_runtest_logreport(report=report)
+            item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+            return True
+        """
+    )
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        SETUPS = []
+        attempts = []
+
+        @pytest.fixture(scope="module")
+        def module_resource():
+            SETUPS.append(1)
+            yield
+
+        def test_flaky(module_resource):
+            attempts.append(1)
+            assert len(attempts) > 1
+
+        @pytest.mark.concurrent
+        async def test_concurrent(module_resource):
+            await asyncio.sleep(0.01)
+
+        def test_set_up_once(module_resource):
+            assert SETUPS == [1]
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=3)

@@ -100,3 +100,22 @@ def test_caplog_set_level_is_per_test(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_caplog_level_set_in_a_fixture_lasts_into_the_call(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import logging
+        import pytest
+
+        @pytest.fixture
+        def debug_logs(caplog):
+            caplog.set_level(logging.DEBUG)
+
+        @pytest.mark.concurrent
+        async def test_debug(debug_logs, caplog):
+            logging.getLogger("app").debug("seen")
+            assert [r.getMessage() for r in caplog.records] == ["seen"]
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)

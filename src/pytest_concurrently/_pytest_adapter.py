@@ -95,20 +95,22 @@ class FixtureInstances:
 
     def isolate(self, item: pytest.Item) -> None:
         """Point ``item`` at its own fixture definitions. Call once, before the
-        item is set up; items without pytest fixtures are left alone."""
-        if not isinstance(item, pytest.Function):
+        item is set up. Test functions and doctests have pytest fixtures; other
+        items are left alone."""
+        info: FuncFixtureInfo | None = getattr(item, "_fixtureinfo", None)
+        if info is None or not hasattr(item, "_initrequest"):
             return
-        info: FuncFixtureInfo = item._fixtureinfo
         per_item = _ItemFixtureDefs(self, item)
         for name, definitions in info.name2fixturedefs.items():
             per_item[name] = per_item.copies_for(name, definitions)
-        item._fixtureinfo = FuncFixtureInfo(
+        with_fixtures = cast(Any, item)
+        with_fixtures._fixtureinfo = FuncFixtureInfo(
             argnames=info.argnames,
             initialnames=info.initialnames,
             names_closure=info.names_closure,
             name2fixturedefs=per_item,
         )
-        item._initrequest()
+        with_fixtures._initrequest()
 
     def slots(self, item: pytest.Item) -> dict[object, object]:
         """The shared fixture instances ``item`` needs a particular value of.
@@ -129,7 +131,10 @@ class FixtureInstances:
             # definition of the name on the node its scope caches it on.
             closest = definitions[name][-1] if definitions.get(name) else None
             node = _scope_node(item, scope, closest)
-            slots[(name, node.nodeid)] = callspec.indices[name]
+            # The value, not its index: indexes count positions in one
+            # parametrize list, and two modules may list the values in
+            # different orders.
+            slots[(name, node.nodeid)] = _ParamValue(callspec.params[name])
         return slots
 
     def _copy(self, item: pytest.Item, name: str, definition: AnyFixtureDef) -> AnyFixtureDef:
@@ -167,11 +172,35 @@ class FixtureInstances:
         return execute_one_at_a_time
 
 
+class _ParamValue:
+    """A parameter value that compares the way ``FixtureDef.execute``
+    compares cache keys: by ``==``, or by identity where ``==`` raises
+    (numpy arrays, say)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _ParamValue):
+            return NotImplemented
+        try:
+            return bool(self.value == other.value)
+        except (ValueError, RuntimeError):
+            return self.value is other.value
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"_ParamValue({self.value!r})"
+
+
 class _ItemFixtureDefs(dict[str, Sequence[AnyFixtureDef]]):
     """An item's name -> definitions map, which also copies the definitions
     of fixtures the item requests dynamically (``request.getfixturevalue``)."""
 
-    def __init__(self, instances: FixtureInstances, item: pytest.Function) -> None:
+    def __init__(self, instances: FixtureInstances, item: pytest.Item) -> None:
         super().__init__()
         self._instances = instances
         self._item = item
@@ -180,6 +209,13 @@ class _ItemFixtureDefs(dict[str, Sequence[AnyFixtureDef]]):
         self, name: str, definitions: Sequence[AnyFixtureDef]
     ) -> tuple[AnyFixtureDef, ...]:
         return tuple(self._instances._copy(self._item, name, d) for d in definitions)
+
+    def copy(self) -> _ItemFixtureDefs:
+        # pytest 8's TopRequest copies the map it is given; the copy must
+        # keep copying dynamically requested definitions.
+        duplicate = _ItemFixtureDefs(self._instances, self._item)
+        duplicate.update(self)
+        return duplicate
 
     def get(self, name: str, default: Any = None) -> Any:
         found = super().get(name)
@@ -241,6 +277,7 @@ class ConcurrentSetupState(SetupState):
         self._items_left: Counter[Node] = Counter(
             node for item in items for node in item.listchain()[:-1]
         )
+        self._released: set[pytest.Item] = set()
 
     def setup(self, item: pytest.Item) -> None:
         """Set up the collectors ``item`` needs that are not set up yet, then
@@ -282,12 +319,20 @@ class ConcurrentSetupState(SetupState):
             raise BaseExceptionGroup("errors during test teardown", exceptions[::-1])
 
     def _release(self, item: pytest.Item) -> list[Node]:
+        # An item torn down twice (a plugin that reruns the protocol does
+        # that) still counts once.
+        if item in self._released:
+            return [node for node in reversed(item.listchain()[:-1]) if self._is_unused(node)]
+        self._released.add(item)
         released = []
         for node in reversed(item.listchain()[:-1]):
             self._items_left[node] -= 1
-            if self._items_left[node] <= 0 and node in self.stack:
+            if self._is_unused(node):
                 released.append(node)
         return released
+
+    def _is_unused(self, node: Node) -> bool:
+        return self._items_left[node] <= 0 and node in self.stack
 
     def _finalize(self, node: Node) -> list[BaseException]:
         entry = self.stack.pop(node, None)
@@ -404,15 +449,11 @@ def call_async_test(item: pytest.Function) -> None:
 # Capture and logging
 
 
-def route_phase_capture(config: pytest.Config) -> AbstractContextManager[None]:
+@contextmanager
+def route_phase_capture(config: pytest.Config) -> Iterator[None]:
     """While the block runs, tests marked as concurrent in ``running_test``
     get their output and log records routed to them by context instead of
     through pytest's process-wide capture and handlers."""
-    return _routing(config)
-
-
-@contextmanager
-def _routing(config: pytest.Config) -> Iterator[None]:
     with ExitStack() as stack:
         capman = config.pluginmanager.get_plugin("capturemanager")
         if isinstance(capman, CaptureManager) and capman._method != "no":
@@ -513,10 +554,13 @@ class _LogHandlerPool:
         if pair is None:
             pair = self._idle.pop() if self._idle else self._new_pair()
             item.stash[_log_handlers_key] = pair
-        level = self._plugin.log_level if self._plugin.log_level is not None else logging.NOTSET
+            # As pytest's own handlers: the configured level, or whatever a
+            # test sets with caplog.set_level, which lasts across its phases.
+            level = self._plugin.log_level
+            for handler in pair:
+                handler.setLevel(level if level is not None else logging.NOTSET)
         for handler in pair:
             handler.reset()
-            handler.setLevel(level)
         return pair
 
     def release(self, item: pytest.Item) -> None:

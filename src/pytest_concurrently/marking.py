@@ -29,6 +29,7 @@ PROCESS_WIDE_FIXTURES = {
     "capteesys": "replaces sys.stdout and sys.stderr for the whole process",
     "capfd": "redirects the process's file descriptors 1 and 2",
     "capfdbinary": "redirects the process's file descriptors 1 and 2",
+    "recwarn": "records warnings through the process-wide warnings module",
 }
 
 
@@ -75,7 +76,9 @@ def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
                 f"{item.nodeid}: @pytest.mark.{mark.name} takes no arguments, got "
                 f"{_format_arguments(mark)}; write @pytest.mark.{mark.name}"
             )
-    own_names = {mark.name for mark in item.own_markers}
+    # Markers written on the function itself; a hook that adds ``concurrent``
+    # to every item, sync ones included, is not misusing it.
+    own_names = {mark.name for mark in getattr(getattr(item, "obj", None), "pytestmark", ())}
     if {CONCURRENT_MARKER, ISOLATED_MARKER} <= own_names:
         raise MarkerError(
             f"{item.nodeid}: is marked both concurrent and isolated; keep one of the two"

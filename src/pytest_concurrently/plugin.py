@@ -161,7 +161,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         errors = session.testsfailed
         raise session.Interrupted(f"{errors} error{'s' if errors != 1 else ''} during collection")
     state.stats = RunStats()
-    for plan in plans:
+    for plan in plans if state.mode is Mode.AUTO else ():
         if plan.owner is not None and not plan.concurrent:
             left = state.stats.left_to_other_plugins
             left[plan.owner] = left.get(plan.owner, 0) + 1

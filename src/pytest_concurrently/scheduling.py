@@ -42,7 +42,8 @@ class Ticket:
     :param index: position in collection order; unique within a policy.
     :param concurrent: whether the test may overlap with other concurrent tests.
     :param slots: shared resources the test needs, each with the value it needs
-        the resource to hold (see the module docstring, rule 4).
+        the resource to hold (see the module docstring, rule 4); values are
+        compared with ``==``.
 
     Tickets compare by identity: two tickets are the same only if they are
     the same object.
@@ -50,7 +51,7 @@ class Ticket:
 
     index: int
     concurrent: bool
-    slots: Mapping[Hashable, Hashable] = field(default_factory=dict)
+    slots: Mapping[Hashable, object] = field(default_factory=dict)
 
 
 class AdmissionPolicy:
@@ -70,7 +71,7 @@ class AdmissionPolicy:
         self._in_flight: set[Ticket] = set()
         self._solo_running = False
         # slot -> (value, number of in-flight tickets holding it)
-        self._slot_values: dict[Hashable, Hashable] = {}
+        self._slot_values: dict[Hashable, object] = {}
         self._slot_holders: Counter[Hashable] = Counter()
         self._stopped = False
 

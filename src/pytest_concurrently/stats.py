@@ -61,5 +61,5 @@ class RunStats:
             f"up to {self.peak_in_flight:,} in flight"
         )
         for owner, count in sorted(self.left_to_other_plugins.items()):
-            line += f"; {count:,} async tests left to {owner}"
+            line += f"; {count:,} async {'test' if count == 1 else 'tests'} left to {owner}"
         return line
