@@ -119,3 +119,45 @@ def test_caplog_level_set_in_a_fixture_lasts_into_the_call(pytester: pytest.Pyte
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_background_task_outliving_its_test_reaches_no_other_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import logging
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+        log = logging.getLogger("server")
+
+        @pytest.fixture(scope="session")
+        async def server():
+            async def heartbeat():
+                while True:
+                    log.warning("heartbeat")
+                    print("heartbeat")
+                    await asyncio.sleep(0.01)
+            task = asyncio.create_task(heartbeat())
+            yield
+            task.cancel()
+
+        async def test_starts_the_server(server):
+            await asyncio.sleep(0.001)
+
+        @pytest.mark.parametrize("n", range(3))
+        async def test_later(n, server, caplog):
+            await asyncio.sleep(0.05)
+            logging.getLogger("me").warning("mine")
+            print("mine")
+            assert [r.getMessage() for r in caplog.records] == ["mine"]
+        """
+    )
+    result = pytester.runpytest("--concurrency=1", "-rA")
+    result.assert_outcomes(passed=4)
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    for report in reports:
+        if "test_later" in report.nodeid and report.when == "call":
+            assert dict(report.sections)["Captured stdout call"] == "mine\n"

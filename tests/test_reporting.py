@@ -305,3 +305,114 @@ def test_an_error_outside_any_test_phase_ends_the_session_loudly(
     # error of the session, never a silently missing test.
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
     result.stdout.fnmatch_lines(["*RuntimeError: a reporting plugin broke*"])
+
+
+def test_assertion_explanations_of_concurrent_tests(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_assertrepr_compare(op, left, right):
+            if left == "custom":
+                return ["explained by the conftest"]
+        """
+    )
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        async def test_lists():
+            await asyncio.sleep(0.05)
+            assert [1, 2, 3] == [1, 2, 4]
+
+        async def test_custom():
+            await asyncio.sleep(0.05)
+            assert "custom" == "other"
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*At index 2 diff: 3 != 4*"])
+    result.stdout.fnmatch_lines(["*assert explained by the conftest*"])
+
+
+def test_warnings_are_recorded_for_the_test_that_issued_them(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        from recorder import record
+
+        def pytest_warning_recorded(warning_message, nodeid, when):
+            record(nodeid, "warning", message=str(warning_message.message), when=when)
+        """
+    )
+    pytester.makepyfile(
+        """
+        import asyncio
+        import warnings
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.mark.parametrize("n", range(3))
+        async def test_warns(n):
+            await asyncio.sleep(0.05 * (3 - n))
+            warnings.warn(f"from test {n}", UserWarning)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=3, warnings=3)
+    recorded = {(e.name, e.extra["message"]) for e in read_events(pytester) if e.what == "warning"}
+    module = "test_warnings_are_recorded_for_the_test_that_issued_them.py"
+    assert recorded == {(f"{module}::test_warns[{n}]", f"from test {n}") for n in range(3)}
+
+
+def test_warning_filters_from_the_command_line_apply(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import warnings
+        import pytest
+
+        @pytest.mark.concurrent
+        async def test_warns():
+            warnings.warn("now an error", UserWarning)
+        """
+    )
+    result = pytester.runpytest("-W", "error::UserWarning")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*UserWarning: now an error*"])
+
+
+def test_setup_show_keeps_output_with_its_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.fixture
+        async def resource():
+            yield
+
+        @pytest.mark.concurrent
+        @pytest.mark.parametrize("n", range(2))
+        async def test_prints(n, resource):
+            print(f"printed by test_prints[{n}]")
+            await asyncio.sleep(0.05)
+            assert False
+
+        def test_alone():
+            assert False
+        """
+    )
+    result = pytester.runpytest("--setup-show")
+    result.assert_outcomes(failed=3)
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    for report in reports:
+        if report.when != "call":
+            continue
+        out = dict(report.sections).get("Captured stdout call", "")
+        if "test_prints" in report.nodeid:
+            name = report.nodeid.split("::")[-1]
+            assert out == f"printed by {name}\n"
+        else:
+            assert "printed by" not in out

@@ -38,6 +38,8 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, cast
 
 import pytest
+from _pytest.assertion import truncate as assertion_truncate
+from _pytest.assertion import util as assertion_util
 from _pytest.capture import CaptureManager
 from _pytest.fixtures import (
     FixtureDef,
@@ -54,6 +56,7 @@ from _pytest.outcomes import TEST_OUTCOME
 from _pytest.runner import SetupState, call_and_report, show_test_item
 from _pytest.scope import Scope
 from _pytest.unittest import TestCaseFunction
+from _pytest.warnings import catch_warnings_for_item
 
 from . import bridge, routing
 from .current import running_test
@@ -452,20 +455,122 @@ def call_async_test(item: pytest.Function) -> None:
 @contextmanager
 def route_phase_capture(config: pytest.Config) -> Iterator[None]:
     """While the block runs, tests marked as concurrent in ``running_test``
-    get their output and log records routed to them by context instead of
-    through pytest's process-wide capture and handlers."""
+    get their output, log records, warnings and assertion explanations
+    routed to them by context instead of through pytest's process-wide
+    capture, handlers and hooks."""
     with ExitStack() as stack:
         capman = config.pluginmanager.get_plugin("capturemanager")
-        if isinstance(capman, CaptureManager) and capman._method != "no":
-            stack.enter_context(routing.routed_process_streams(tee=capman._method == "tee-sys"))
-            stack.enter_context(_patched(capman, "item_capture", _routed_item_capture(capman)))
+        if isinstance(capman, CaptureManager):
+            # pytest suspends and resumes the global capture around terminal
+            # output (--setup-show, live logs); resuming it would replace the
+            # routed streams. Terminal output goes to the terminal directly.
+            stack.enter_context(_patched(capman, "suspend_global_capture", _ignore))
+            stack.enter_context(_patched(capman, "resume_global_capture", _ignore))
+            if capman._method != "no":
+                stack.enter_context(routing.routed_process_streams(tee=capman._method == "tee-sys"))
+                stack.enter_context(_patched(capman, "item_capture", _routed_item_capture(capman)))
         logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
         if isinstance(logging_plugin, LoggingPlugin):
             stack.enter_context(routing.routed_root_logger(logging_plugin.log_level))
             stack.enter_context(
                 _patched(logging_plugin, "_runtest_for", _routed_runtest_for(logging_plugin))
             )
+        if config.pluginmanager.has_plugin("warnings"):
+            stack.enter_context(_routed_warnings(config))
+        stack.enter_context(_routed_assertion_hooks(config))
         yield
+
+
+def _ignore(*args: object, **kwargs: object) -> None:
+    pass
+
+
+@contextmanager
+def _routed_warnings(config: pytest.Config) -> Iterator[None]:
+    # pytest wraps each test's protocol in a catch_warnings block of its own;
+    # overlapping blocks would restore each other's state. One block with the
+    # configured filters spans the phase, and each warning is recorded for
+    # the test that issued it (see report_warnings).
+    router = routing.WarningRouter()
+    with (
+        catch_warnings_for_item(config, config.hook, "runtest", None),
+        routing.routed_warnings(router),
+    ):
+        yield
+    for message in router.unattributed:
+        config.hook.pytest_warning_recorded.call_historic(
+            kwargs={"warning_message": message, "nodeid": "", "when": "runtest", "location": None}
+        )
+
+
+def report_warnings(item: pytest.Item, sink: routing.WarningSink) -> None:
+    """Hand the warnings a concurrent test issued to pytest's warning hook,
+    as pytest's own per-test warnings capture does."""
+    for message in sink.records:
+        item.ihook.pytest_warning_recorded.call_historic(
+            kwargs={
+                "warning_message": message,
+                "nodeid": item.nodeid,
+                "when": "runtest",
+                "location": None,
+            }
+        )
+
+
+@contextmanager
+def _routed_assertion_hooks(config: pytest.Config) -> Iterator[None]:
+    # Rewritten asserts call module-level hooks that pytest points at the
+    # running test for the length of its protocol. One dispatcher for the
+    # phase asks the hooks of whichever test is running.
+    saved = assertion_util._reprcompare, assertion_util._assertion_pass, assertion_util._config
+
+    def current_item() -> pytest.Item | None:
+        current = running_test.get()
+        return None if current is None else current.item
+
+    def explain_comparison(op: str, left: object, right: object) -> str | None:
+        item = current_item()
+        ihook = config.hook if item is None else item.ihook
+        for explanation in ihook.pytest_assertrepr_compare(
+            config=config, op=op, left=left, right=right
+        ):
+            if explanation:
+                lines = _truncated(explanation, item, config)
+                if lines:
+                    text = "\n~".join(line.replace("\n", "\\n") for line in lines)
+                    if config.getvalue("assertmode") == "rewrite":
+                        text = text.replace("%", "%%")
+                    return text
+        return None
+
+    def report_passed_assertion(lineno: int, orig: str, expl: str) -> None:
+        item = current_item()
+        if item is not None:
+            item.ihook.pytest_assertion_pass(item=item, lineno=lineno, orig=orig, expl=expl)
+
+    assertion_util._reprcompare = explain_comparison
+    assertion_util._config = config
+    if config.hook.pytest_assertion_pass.get_hookimpls():
+        assertion_util._assertion_pass = report_passed_assertion
+    try:
+        yield
+    finally:
+        (
+            assertion_util._reprcompare,
+            assertion_util._assertion_pass,
+            assertion_util._config,
+        ) = saved
+
+
+def _truncated(lines: list[str], item: pytest.Item | None, config: pytest.Config) -> list[str]:
+    # pytest 9 truncates by the config; pytest 8 by the item.
+    materialize = getattr(assertion_truncate, "materialize_with_truncation", None)
+    if materialize is not None:
+        return list(materialize(lines, config))
+    truncate_for_item = getattr(assertion_truncate, "truncate_if_required", None)
+    if item is None or truncate_for_item is None:
+        return lines
+    return list(truncate_for_item(lines, item))
 
 
 @contextmanager
@@ -605,20 +710,22 @@ def run_protocol(item: pytest.Item, entering_teardown: Callable[[], object]) -> 
         interrupted session still tears every fixture down.
     """
     ihook = item.ihook
-    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    try:
-        _setup_and_call(item)
-    finally:
-        entering_teardown()
+    with routing.capturing_warnings() as warnings_issued:
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         try:
-            call_and_report(item, "teardown", log=True, nextitem=None)
+            _setup_and_call(item)
         finally:
-            # As runtestprotocol: let the fixture values go.
-            if hasattr(item, "_request"):
-                with_request = cast(Any, item)
-                with_request._request = False
-                with_request.funcargs = None
-    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+            entering_teardown()
+            try:
+                call_and_report(item, "teardown", log=True, nextitem=None)
+            finally:
+                # As runtestprotocol: let the fixture values go.
+                if hasattr(item, "_request"):
+                    with_request = cast(Any, item)
+                    with_request._request = False
+                    with_request.funcargs = None
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    report_warnings(item, warnings_issued)
 
 
 def _setup_and_call(item: pytest.Item) -> None:

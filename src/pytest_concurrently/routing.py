@@ -1,12 +1,21 @@
-"""Attribute output and log records to the test whose code produced them.
+"""Attribute output, log records and warnings to the test that produced them.
 
 pytest captures output with one process-wide capture that it resumes and
-suspends around each test phase, and catches log records with handlers it adds
-to the root logger for the length of a phase. With several tests in flight,
-both would hand one test's output to another. While concurrent tests run,
-``sys.stdout``/``sys.stderr`` are replaced by :class:`RoutedStream` and the root
-logger gets one :class:`RoutedLogHandler`; both look up the current phase's
-sinks in a context variable that each test sets for itself.
+suspends around each test phase, catches log records with handlers it adds to
+the root logger for the length of a phase, and catches warnings with a
+``warnings.catch_warnings`` block around each test. With several tests in
+flight, each of these would hand one test's output to another. While
+concurrent tests run, ``sys.stdout``/``sys.stderr`` are replaced by
+:class:`RoutedStream`, the root logger gets one :class:`RoutedLogHandler`, and
+``warnings.showwarning`` is replaced by a :class:`WarningRouter`; each looks
+the current test's sink up in a context variable that the test sets for
+itself.
+
+A sink is closed when its test (or phase) ends. A task that a test started
+and that outlives it (a server started by a session-scoped fixture, say)
+inherits the test's context, so it still finds the sink: once the sink is
+closed its output goes where it would have gone without the plugin, and its
+log records reach no test's report.
 """
 
 from __future__ import annotations
@@ -14,42 +23,66 @@ from __future__ import annotations
 import io
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 __all__ = [
+    "LogSink",
     "PhaseOutput",
     "RoutedLogHandler",
     "RoutedStream",
+    "WarningRouter",
+    "WarningSink",
     "capturing_logs",
     "capturing_output",
+    "capturing_warnings",
     "routed_process_streams",
     "routed_root_logger",
+    "routed_warnings",
 ]
 
 
-@dataclass
+@dataclass(eq=False)
 class PhaseOutput:
     """What one test wrote to stdout and stderr during one phase."""
 
     stdout: io.StringIO = field(default_factory=io.StringIO)
     stderr: io.StringIO = field(default_factory=io.StringIO)
+    open: bool = True
+
+
+@dataclass(eq=False)
+class LogSink:
+    """The handlers that receive one test's log records during one phase."""
+
+    handlers: Sequence[logging.Handler]
+    open: bool = True
+
+
+@dataclass(eq=False)
+class WarningSink:
+    """The warnings one test issued."""
+
+    records: list[warnings.WarningMessage] = field(default_factory=list)
+    open: bool = True
 
 
 _phase_output: ContextVar[PhaseOutput | None] = ContextVar(
     "pytest_concurrently_phase_output", default=None
 )
-_phase_log_handlers: ContextVar[Sequence[logging.Handler]] = ContextVar(
-    "pytest_concurrently_phase_log_handlers", default=()
+_phase_logs: ContextVar[LogSink | None] = ContextVar("pytest_concurrently_phase_logs", default=None)
+_test_warnings: ContextVar[WarningSink | None] = ContextVar(
+    "pytest_concurrently_test_warnings", default=None
 )
 
 
 class RoutedStream(io.TextIOBase):
     """A text stream that writes to the current test's buffer when there is
-    one, and to ``fallback`` otherwise.
+    an open one, and to ``fallback`` otherwise.
 
     :param name: ``"stdout"`` or ``"stderr"``.
     :param fallback: the stream that was in place before.
@@ -62,15 +95,21 @@ class RoutedStream(io.TextIOBase):
         self._fallback = fallback
         self._tee = tee
 
+    def _buffer(self) -> io.StringIO | None:
+        output = _phase_output.get()
+        if output is None or not output.open:
+            return None
+        return output.stdout if self._name == "stdout" else output.stderr
+
     def write(self, text: str) -> int:
         """Write ``text`` to the current test's buffer, or to the fallback."""
-        output = _phase_output.get()
-        if output is None:
+        buffer = self._buffer()
+        if buffer is None:
             return self._fallback.write(text)
-        written = getattr(output, self._name).write(text)
+        written = buffer.write(text)
         if self._tee:
             self._fallback.write(text)
-        return written  # type: ignore[no-any-return]
+        return written
 
     def writable(self) -> bool:
         """Always True."""
@@ -82,7 +121,7 @@ class RoutedStream(io.TextIOBase):
 
     def isatty(self) -> bool:
         """Whether the fallback is a terminal (only outside a test's phase)."""
-        return _phase_output.get() is None and self._fallback.isatty()
+        return self._buffer() is None and self._fallback.isatty()
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -103,9 +142,37 @@ class RoutedLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Pass ``record`` to the current phase's handlers, honouring each
         handler's own level (``caplog.set_level`` sets it)."""
-        for handler in _phase_log_handlers.get():
+        sink = _phase_logs.get()
+        if sink is None or not sink.open:
+            return
+        for handler in sink.handlers:
             if record.levelno >= handler.level:
                 handler.handle(record)
+
+
+class WarningRouter:
+    """A ``warnings.showwarning`` replacement that records each warning for
+    the test that issued it, or in :attr:`unattributed` outside any test."""
+
+    def __init__(self) -> None:
+        self.unattributed: list[warnings.WarningMessage] = []
+
+    def __call__(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        """Record one warning (the signature of ``warnings.showwarning``)."""
+        record = warnings.WarningMessage(message, category, filename, lineno, file, line)
+        sink = _test_warnings.get()
+        if sink is None or not sink.open:
+            self.unattributed.append(record)
+        else:
+            sink.records.append(record)
 
 
 @contextmanager
@@ -142,6 +209,18 @@ def routed_root_logger(level: int | None) -> Iterator[None]:
 
 
 @contextmanager
+def routed_warnings(router: WarningRouter) -> Iterator[None]:
+    """Let ``router`` show every warning while the block runs (inside a
+    ``warnings.catch_warnings`` block, which restores the original)."""
+    saved: Callable[..., None] = warnings.showwarning
+    warnings.showwarning = router
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
+
+
+@contextmanager
 def capturing_output() -> Iterator[PhaseOutput]:
     """Route this context's writes to ``sys.stdout``/``sys.stderr`` to a new
     :class:`PhaseOutput` until the block ends."""
@@ -150,14 +229,30 @@ def capturing_output() -> Iterator[PhaseOutput]:
     try:
         yield output
     finally:
+        output.open = False
         _phase_output.reset(token)
 
 
 @contextmanager
 def capturing_logs(*handlers: logging.Handler) -> Iterator[None]:
     """Route this context's log records to ``handlers`` until the block ends."""
-    token = _phase_log_handlers.set(handlers)
+    sink = LogSink(handlers)
+    token = _phase_logs.set(sink)
     try:
         yield
     finally:
-        _phase_log_handlers.reset(token)
+        sink.open = False
+        _phase_logs.reset(token)
+
+
+@contextmanager
+def capturing_warnings() -> Iterator[WarningSink]:
+    """Record the warnings this context issues until the block ends (through
+    a :class:`WarningRouter` installed around it)."""
+    sink = WarningSink()
+    token = _test_warnings.set(sink)
+    try:
+        yield sink
+    finally:
+        sink.open = False
+        _test_warnings.reset(token)
