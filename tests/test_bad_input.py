@@ -32,6 +32,32 @@ def test_bad_options(pytester: pytest.Pytester, args: list[str], message: str) -
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--pdb"],
+            "*--pdb and --trace stop at one test while others run*--concurrently-mode=off*",
+        ),
+        (["--trace"], "*--pdb and --trace stop at one test while others run*"),
+        (["--sw"], "*--stepwise needs the first failure*add --concurrency=1*"),
+    ],
+)
+def test_options_that_need_one_test_at_a_time(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    pytester.runpytest(*args, "--concurrently-mode=off").assert_outcomes(passed=1)
+
+
+def test_stepwise_with_one_test_at_a_time(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PASSING)
+    pytester.runpytest("--sw", "--concurrency=1").assert_outcomes(passed=1)
+
+
 def test_bad_ini_values(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nconcurrently_mode = sometimes\n")
     pytester.makepyfile(PASSING)

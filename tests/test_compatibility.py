@@ -112,5 +112,34 @@ def test_interrupt_tears_down_tests_in_flight(pytester: pytest.Pytester) -> None
     result = pytester.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+    # Interrupted tests are not reported as failures of their own.
+    result.stdout.no_fnmatch_line("*CancelledError*")
+    result.stdout.no_fnmatch_line("FAILED*")
     torn_down = {e.name for e in read_events(pytester) if e.what == "teardown"}
     assert torn_down == {"test_interrupts", "test_waits[0]", "test_waits[1]"}
+
+
+def test_interrupting_a_test_that_runs_alone_ends_the_session(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import os
+        import signal
+        import pytest
+        from recorder import record
+
+        async def test_interrupts():
+            record("test_interrupts", "start")
+            await asyncio.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(30)
+
+        async def test_never_runs():
+            record("test_never_runs", "start")
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+    result.stdout.no_fnmatch_line("*CancelledError*")
+    assert [e.name for e in read_events(pytester)] == ["test_interrupts"]

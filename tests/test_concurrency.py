@@ -253,6 +253,7 @@ def test_exit_cancels_tests_in_flight_and_tears_them_down(pytester: pytest.Pytes
     result = pytester.runpytest("--concurrency=3")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*Exit: enough*"])
+    result.stdout.no_fnmatch_line("*CancelledError*")
     events = read_events(pytester)
     started = {e.name for e in events if e.what == "start"}
     assert started == {"test_waits[0]", "test_waits[1]"}

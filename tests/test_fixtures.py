@@ -753,3 +753,37 @@ def test_a_rerun_protocol_does_not_tear_scopes_down_early(pytester: pytest.Pytes
         """
     )
     pytester.runpytest().assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize("mode", ["marked", "off"])
+def test_tests_that_run_alone_have_a_task_and_a_context_of_their_own(
+    pytester: pytest.Pytester, mode: str
+) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import contextvars
+        import pytest
+
+        var = contextvars.ContextVar("var", default="unset")
+
+        @pytest.fixture
+        async def task_and_var(request):
+            var.set(request.node.name)
+            token = var.set(request.node.name + "!")
+            yield asyncio.current_task()
+            var.reset(token)
+
+        async def test_first(task_and_var):
+            assert task_and_var is asyncio.current_task()
+            assert var.get() == "test_first!"
+
+        async def test_second():
+            assert var.get() == "unset"
+
+        @pytest.mark.concurrent
+        async def test_concurrent():
+            assert var.get() == "unset"
+        """
+    )
+    pytester.runpytest(f"--concurrently-mode={mode}").assert_outcomes(passed=3)

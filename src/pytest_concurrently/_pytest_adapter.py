@@ -54,6 +54,7 @@ from _pytest.logging import LogCaptureHandler, LoggingPlugin, caplog_handler_key
 from _pytest.nodes import Node
 from _pytest.outcomes import TEST_OUTCOME
 from _pytest.runner import SetupState, call_and_report, show_test_item
+from _pytest.runner import pytest_runtest_protocol as _standard_protocol
 from _pytest.scope import Scope
 from _pytest.unittest import TestCaseFunction
 from _pytest.warnings import catch_warnings_for_item
@@ -71,6 +72,7 @@ __all__ = [
     "is_plain_test_function",
     "route_phase_capture",
     "run_protocol",
+    "run_standard_protocol",
     "setup_async_fixture",
 ]
 
@@ -690,6 +692,12 @@ def _is_context_manager_function(function: Callable[..., Any]) -> bool:
 
 # ---------------------------------------------------------------------------
 # The per-test protocol
+
+
+def run_standard_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """pytest's own ``pytest_runtest_protocol`` implementation, for a test that
+    runs alone."""
+    _standard_protocol(item, nextitem)
 
 
 def _show_test_item(item: pytest.Item, *, setup_only: bool) -> None:

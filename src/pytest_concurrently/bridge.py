@@ -95,13 +95,37 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
         try:
             value = await cast(Awaitable[Any], payload)
         except BaseException as exc:
-            kind, payload = worker.throw(type(exc), exc, exc.__traceback__)
+            kind, payload = worker.throw(*_as_thrown(exc))
         else:
             kind, payload = worker.switch(value)
     _idle_workers.append(worker)
     if kind == _RAISE:
         raise payload
     return cast(T, payload)
+
+
+def _as_thrown(exc: BaseException) -> tuple[type[BaseException], BaseException, Any]:
+    """What to throw into the synchronous code for an exception raised while
+    awaiting on its behalf.
+
+    When the task itself is being cancelled, the session is being interrupted
+    (Ctrl-C, or ``pytest.exit`` in another test): pytest's test phases would
+    record a ``CancelledError`` as the test's failure but let
+    ``KeyboardInterrupt`` through, so that is what the test sees.
+    """
+    if isinstance(exc, asyncio.CancelledError) and _task_is_cancelled():
+        interrupt = KeyboardInterrupt()
+        interrupt.__context__ = exc
+        return KeyboardInterrupt, interrupt, None
+    return type(exc), exc, exc.__traceback__
+
+
+def _task_is_cancelled() -> bool:
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    # Python 3.10 cannot tell a cancelled task from a CancelledError that the
+    # awaited code raised itself; count it as cancellation.
+    return cancelling is None or cancelling() > 0
 
 
 async def _await(awaitable: Awaitable[T]) -> T:

@@ -11,6 +11,7 @@ resume with the next burst.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -25,15 +26,25 @@ class EventLoopHost:
 
     def __init__(self) -> None:
         self._runner: _Runner | None = None
+        self.idle_context: contextvars.Context | None = None
+        """The context that coroutines run in when :meth:`run` is given none:
+        each test that runs alone gets a fresh one, so what one test's async
+        fixtures put in context variables does not leak into the next."""
 
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run ``coroutine`` to completion on the session loop.
+    def run(
+        self, coroutine: Coroutine[Any, Any, T], *, context: contextvars.Context | None = None
+    ) -> T:
+        """Run ``coroutine`` to completion on the session loop, as a task in
+        ``context`` (by default :attr:`idle_context`).
 
-        Must not be called while the loop is running.
+        Must not be called while the loop is running. Ctrl-C cancels the task
+        and then raises ``KeyboardInterrupt``.
         """
         if self._runner is None:
             self._runner = _Runner()
-        return self._runner.run(coroutine)
+        return self._runner.run(
+            coroutine, context=self.idle_context if context is None else context
+        )
 
     def close(self) -> None:
         """Finish async generators, shut down the default executor and close
@@ -53,9 +64,18 @@ else:  # pragma: no cover - exercised on Python 3.10 only
         def __init__(self) -> None:
             self._loop = asyncio.new_event_loop()
 
-        def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        def run(
+            self,
+            coroutine: Coroutine[Any, Any, T],
+            *,
+            context: contextvars.Context | None = None,
+        ) -> T:
             asyncio.set_event_loop(self._loop)
-            return self._loop.run_until_complete(coroutine)
+            if context is None:
+                return self._loop.run_until_complete(coroutine)
+            # Python 3.10 cannot give a task a context; it copies the current one.
+            task = context.run(self._loop.create_task, coroutine)
+            return self._loop.run_until_complete(task)
 
         def close(self) -> None:
             loop = self._loop

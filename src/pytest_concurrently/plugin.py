@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
@@ -129,6 +130,27 @@ def pytest_collection_modifyitems(
             problems.append(str(error))
     if problems:
         raise pytest.UsageError("pytest-concurrently:\n  " + "\n  ".join(problems))
+    _refuse_conflicting_options(config, state, items)
+
+
+def _refuse_conflicting_options(
+    config: pytest.Config, state: _PluginState, items: list[pytest.Item]
+) -> None:
+    concurrent = [item for item in items if item.stash[_plan_key].concurrent]
+    if not concurrent:
+        return
+    example = concurrent[0].nodeid
+    if config.getoption("usepdb", False) or config.getoption("trace", False):
+        raise pytest.UsageError(
+            f"pytest-concurrently: --pdb and --trace stop at one test while others run "
+            f"({example} would run concurrently); debug with --concurrently-mode=off"
+        )
+    if config.getoption("stepwise", False) and state.concurrency > 1:
+        raise pytest.UsageError(
+            "pytest-concurrently: --stepwise needs the first failure to be the last one "
+            f"reported, and concurrent tests ({example}, ...) finish in any order; "
+            "add --concurrency=1 or --concurrently-mode=off"
+        )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -145,6 +167,34 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             "support under pytest-xdist yet; run with --concurrently-mode=off, or without -n",
             pytrace=False,
         )
+
+
+# pytest only registers hook functions whose names start with "pytest_".
+@pytest.hookimpl(specname="pytest_runtest_protocol", wrapper=True)
+def pytest_runtest_protocol_in_a_fresh_context(
+    item: pytest.Item,
+) -> Generator[None, object, object]:
+    """Give every test that runs alone a context of its own for the async
+    fixtures it sets up on the idle loop."""
+    loop = item.config.stash[_state_key].loop
+    saved, loop.idle_context = loop.idle_context, contextvars.copy_context()
+    try:
+        return (yield)
+    finally:
+        loop.idle_context = saved
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Run an ``async def`` test that runs alone in a task of its own, so its
+    fixtures and its body share one task and one context, as concurrent
+    tests do."""
+    plan = item.stash.get(_plan_key, None)
+    if plan is None or plan.concurrent or plan.owner is not None or not is_async_test(item):
+        return None
+    loop = item.config.stash[_state_key].loop
+    loop.run(bridge.run_sync(adapter.run_standard_protocol, item, nextitem))
+    return True
 
 
 @pytest.hookimpl(tryfirst=True)
