@@ -115,3 +115,26 @@ def test_concurrent_marker_on_a_pytest_asyncio_test_is_an_error(pytester: pytest
     result = pytester.runpytest("-p", "asyncio")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_both: is marked concurrent but is run by pytest-asyncio*"])
+
+
+def test_pytest_asyncio_fixture_in_a_concurrent_test_is_an_error(pytester: pytest.Pytester) -> None:
+    _enable_pytest_asyncio(pytester, "strict")
+    pytester.makepyfile(
+        """
+        import pytest
+        import pytest_asyncio
+
+        @pytest_asyncio.fixture
+        async def theirs():
+            return 1
+
+        @pytest.mark.concurrent
+        async def test_uses_theirs(theirs):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "asyncio")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*test_uses_theirs: uses the fixture theirs, made with @pytest_asyncio.fixture*"]
+    )

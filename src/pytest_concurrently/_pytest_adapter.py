@@ -68,6 +68,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 __all__ = [
     "ConcurrentSetupState",
     "FixtureInstances",
+    "fixture_functions",
     "is_async_fixture",
     "is_plain_test_function",
     "route_phase_capture",
@@ -429,6 +430,16 @@ def _synchronous(func: Callable[..., Any]) -> Callable[..., Any]:
         return bridge.wait_for(coroutine)
 
     return drive_coroutine
+
+
+def fixture_functions(item: pytest.Item) -> Iterator[tuple[str, Callable[..., Any]]]:
+    """The names and functions of the fixtures ``item`` requests statically."""
+    info: FuncFixtureInfo | None = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return
+    for name, definitions in info.name2fixturedefs.items():
+        for definition in definitions:
+            yield name, definition.func
 
 
 def is_plain_test_function(item: pytest.Item) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ._pytest_adapter import is_plain_test_function
+from ._pytest_adapter import fixture_functions, is_plain_test_function
 
 __all__ = [
     "CONCURRENT_MARKER",
@@ -110,6 +110,14 @@ def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
                 f"{item.nodeid}: uses the {name} fixture, which {reason}, so it cannot "
                 "share the process with other tests in flight; mark the test "
                 "@pytest.mark.isolated (it then runs alone) or capture output another way"
+            )
+    for name, function in fixture_functions(item):
+        # pytest-asyncio marks the fixtures it runs on its own loop.
+        if getattr(function, "_force_asyncio_fixture", False):
+            raise MarkerError(
+                f"{item.nodeid}: uses the fixture {name}, made with "
+                "@pytest_asyncio.fixture, which runs on pytest-asyncio's loop and cannot "
+                "run inside pytest-concurrently's; define it with @pytest.fixture instead"
             )
     if "filterwarnings" in closest:
         raise MarkerError(
