@@ -25,10 +25,10 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, TypeVar
 
 __all__ = [
     "LogSink",
@@ -220,39 +220,35 @@ def routed_warnings(router: WarningRouter) -> Iterator[None]:
         warnings.showwarning = saved
 
 
-@contextmanager
-def capturing_output() -> Iterator[PhaseOutput]:
-    """Route this context's writes to ``sys.stdout``/``sys.stderr`` to a new
-    :class:`PhaseOutput` until the block ends."""
-    output = PhaseOutput()
-    token = _phase_output.set(output)
-    try:
-        yield output
-    finally:
-        output.open = False
-        _phase_output.reset(token)
+class _Sink(Protocol):
+    open: bool
+
+
+_SinkT = TypeVar("_SinkT", bound=_Sink)
 
 
 @contextmanager
-def capturing_logs(*handlers: logging.Handler) -> Iterator[None]:
-    """Route this context's log records to ``handlers`` until the block ends."""
-    sink = LogSink(handlers)
-    token = _phase_logs.set(sink)
-    try:
-        yield
-    finally:
-        sink.open = False
-        _phase_logs.reset(token)
-
-
-@contextmanager
-def capturing_warnings() -> Iterator[WarningSink]:
-    """Record the warnings this context issues until the block ends (through
-    a :class:`WarningRouter` installed around it)."""
-    sink = WarningSink()
-    token = _test_warnings.set(sink)
+def _open_in_this_context(variable: ContextVar[_SinkT | None], sink: _SinkT) -> Iterator[_SinkT]:
+    token = variable.set(sink)
     try:
         yield sink
     finally:
         sink.open = False
-        _test_warnings.reset(token)
+        variable.reset(token)
+
+
+def capturing_output() -> AbstractContextManager[PhaseOutput]:
+    """Route this context's writes to ``sys.stdout``/``sys.stderr`` to a new
+    :class:`PhaseOutput` until the block ends."""
+    return _open_in_this_context(_phase_output, PhaseOutput())
+
+
+def capturing_logs(*handlers: logging.Handler) -> AbstractContextManager[LogSink]:
+    """Route this context's log records to ``handlers`` until the block ends."""
+    return _open_in_this_context(_phase_logs, LogSink(handlers))
+
+
+def capturing_warnings() -> AbstractContextManager[WarningSink]:
+    """Record the warnings this context issues until the block ends (through
+    a :class:`WarningRouter` installed around it)."""
+    return _open_in_this_context(_test_warnings, WarningSink())
