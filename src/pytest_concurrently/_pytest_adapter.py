@@ -18,10 +18,15 @@ these internals touches this file alone:
   first item that needs them and torn down when their last item finishes.
 * :func:`setup_async_fixture` runs ``async def`` fixtures through pytest's own
   fixture call path.
-* :func:`route_phase_capture` makes the capture manager and the logging plugin
-  route output and records by context for concurrent tests.
+* :func:`route_phase_capture` makes the capture manager, the logging plugin,
+  the warnings capture and the assertion rewriter's hooks serve concurrent
+  tests by context (see :mod:`.routing`).
 * :func:`run_protocol` is pytest's ``runtestprotocol`` for a concurrent
-  item.
+  item; :func:`run_standard_protocol` is pytest's own protocol, for a test
+  that runs alone.
+
+Sections follow that order; comments name the pytest versions where the
+internals differ between 8.2 and 9.x.
 """
 
 from __future__ import annotations
@@ -463,7 +468,7 @@ def call_async_test(item: pytest.Function) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Capture and logging
+# Capture, logging, warnings and assertion explanations
 
 
 @contextmanager
