@@ -61,6 +61,10 @@ class _Worker(greenlet.greenlet):  # type: ignore[misc]
 
 
 _idle_workers: list[_Worker] = []
+# Enough idle greenlets for a steady stream of tests; beyond that, a burst of
+# thousands of tests in flight would leave thousands of suspended greenlets
+# (each holding a copy of its stack) for the rest of the session.
+_MOST_IDLE_WORKERS = 64
 
 
 def set_idle_loop_runner(runner: IdleLoopRunner | None) -> IdleLoopRunner | None:
@@ -98,7 +102,8 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
             kind, payload = worker.throw(*_as_thrown(exc))
         else:
             kind, payload = worker.switch(value)
-    _idle_workers.append(worker)
+    if len(_idle_workers) < _MOST_IDLE_WORKERS:
+        _idle_workers.append(worker)
     if kind == _RAISE:
         raise payload
     return cast(T, payload)
