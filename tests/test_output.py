@@ -161,3 +161,25 @@ def test_a_background_task_outliving_its_test_reaches_no_other_test(
     for report in reports:
         if "test_later" in report.nodeid and report.when == "call":
             assert dict(report.sections)["Captured stdout call"] == "mine\n"
+
+
+def test_tee_sys_captures_and_passes_output_through(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.mark.parametrize("n", range(2))
+        async def test_prints(n):
+            await asyncio.sleep(0.05)
+            print(f"teed by {n}")
+            assert False
+        """
+    )
+    result = pytester.runpytest_subprocess("--capture=tee-sys")
+    result.assert_outcomes(failed=2)
+    # Once on the terminal as it happens, once in the failure's section.
+    for n in range(2):
+        assert result.stdout.str().count(f"teed by {n}") == 2
