@@ -37,9 +37,8 @@ def test_bad_options(pytester: pytest.Pytester, args: list[str], message: str) -
     [
         (
             ["--pdb"],
-            "*--pdb and --trace stop at one test while others run*--concurrently-mode=off*",
+            "*--pdb stops at one test while others run*--concurrently-mode=off*",
         ),
-        (["--trace"], "*--pdb and --trace stop at one test while others run*"),
         (["--sw"], "*--stepwise needs the first failure*add --concurrency=1*"),
     ],
 )
@@ -51,6 +50,14 @@ def test_options_that_need_one_test_at_a_time(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     pytester.runpytest(*args, "--concurrently-mode=off").assert_outcomes(passed=1)
+
+
+def test_trace_cannot_step_into_async_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("async def test_async():\n    assert False\n")
+    for mode in ("marked", "off"):
+        result = pytester.runpytest("--trace", f"--concurrently-mode={mode}")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*--trace cannot step into async tests such as*"])
 
 
 def test_stepwise_with_one_test_at_a_time(pytester: pytest.Pytester) -> None:

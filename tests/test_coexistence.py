@@ -138,3 +138,22 @@ def test_pytest_asyncio_fixture_in_a_concurrent_test_is_an_error(pytester: pytes
     result.stderr.fnmatch_lines(
         ["*test_uses_theirs: uses the fixture theirs, made with @pytest_asyncio.fixture*"]
     )
+
+
+def test_pytest_asyncio_fixture_in_an_async_test_that_runs_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    _enable_pytest_asyncio(pytester, "strict")
+    pytester.makepyfile(
+        """
+        import pytest_asyncio
+
+        @pytest_asyncio.fixture
+        async def theirs():
+            return 1
+
+        async def test_ours_alone(theirs):
+            assert theirs == 1
+        """
+    )
+    pytester.runpytest("-p", "asyncio").assert_outcomes(passed=1)

@@ -259,3 +259,35 @@ def test_exit_cancels_tests_in_flight_and_tears_them_down(pytester: pytest.Pytes
     assert started == {"test_waits[0]", "test_waits[1]"}
     assert not [e for e in events if e.what == "end"]
     assert {e.name for e in events if e.what == "teardown"} == {"test_exits"} | started
+
+
+def test_a_cancelled_error_of_the_test_s_own_fails_that_test_only(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        async def cancelled_child():
+            child = asyncio.create_task(asyncio.sleep(10))
+            await asyncio.sleep(0)
+            child.cancel()
+            await child
+
+        async def test_alone():
+            await cancelled_child()
+
+        @pytest.mark.concurrent
+        async def test_concurrent():
+            await cancelled_child()
+
+        @pytest.mark.concurrent
+        async def test_other():
+            await asyncio.sleep(0.1)
+
+        def test_after():
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2, failed=2)

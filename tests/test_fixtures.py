@@ -756,7 +756,7 @@ def test_a_rerun_protocol_does_not_tear_scopes_down_early(pytester: pytest.Pytes
 
 
 @pytest.mark.parametrize("mode", ["marked", "off"])
-def test_tests_that_run_alone_have_a_task_and_a_context_of_their_own(
+def test_tests_that_run_alone_have_a_context_of_their_own(
     pytester: pytest.Pytester, mode: str
 ) -> None:
     pytester.makepyfile(
@@ -768,14 +768,11 @@ def test_tests_that_run_alone_have_a_task_and_a_context_of_their_own(
         var = contextvars.ContextVar("var", default="unset")
 
         @pytest.fixture
-        async def task_and_var(request):
-            var.set(request.node.name)
-            token = var.set(request.node.name + "!")
-            yield asyncio.current_task()
-            var.reset(token)
+        async def sets_var(request):
+            var.set(request.node.name + "!")
+            yield
 
-        async def test_first(task_and_var):
-            assert task_and_var is asyncio.current_task()
+        async def test_first(sets_var):
             assert var.get() == "test_first!"
 
         async def test_second():
@@ -787,3 +784,23 @@ def test_tests_that_run_alone_have_a_task_and_a_context_of_their_own(
         """
     )
     pytester.runpytest(f"--concurrently-mode={mode}").assert_outcomes(passed=3)
+
+
+def test_parameters_not_equal_to_themselves_still_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrent
+        @pytest.mark.parametrize("x", [float("nan")], scope="module")
+        async def test_nan(x):
+            pass
+
+        def test_sync_after():
+            pass
+
+        async def test_async_after():
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=3)

@@ -416,3 +416,24 @@ def test_setup_show_keeps_output_with_its_test(pytester: pytest.Pytester) -> Non
             assert out == f"printed by {name}\n"
         else:
             assert "printed by" not in out
+
+
+def test_the_same_warning_is_reported_for_each_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import warnings
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        def helper():
+            warnings.warn("from the helper", UserWarning)
+
+        async def test_one():
+            helper()
+
+        async def test_two():
+            helper()
+        """
+    )
+    pytester.runpytest("--concurrency=1").assert_outcomes(passed=2, warnings=2)

@@ -22,8 +22,7 @@ these internals touches this file alone:
   the warnings capture and the assertion rewriter's hooks serve concurrent
   tests by context (see :mod:`.routing`).
 * :func:`run_protocol` is pytest's ``runtestprotocol`` for a concurrent
-  item; :func:`run_standard_protocol` is pytest's own protocol, for a test
-  that runs alone.
+  item.
 
 Sections follow that order; comments name the pytest versions where the
 internals differ between 8.2 and 9.x.
@@ -38,6 +37,7 @@ import io
 import logging
 import os
 import sys
+import warnings
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -60,7 +60,6 @@ from _pytest.logging import LogCaptureHandler, LoggingPlugin, caplog_handler_key
 from _pytest.nodes import Node
 from _pytest.outcomes import TEST_OUTCOME
 from _pytest.runner import SetupState, call_and_report, show_test_item
-from _pytest.runner import pytest_runtest_protocol as _standard_protocol
 from _pytest.scope import Scope
 from _pytest.unittest import TestCaseFunction
 from _pytest.warnings import catch_warnings_for_item
@@ -79,7 +78,6 @@ __all__ = [
     "is_plain_test_function",
     "route_phase_capture",
     "run_protocol",
-    "run_standard_protocol",
     "setup_async_fixture",
 ]
 
@@ -185,9 +183,8 @@ class FixtureInstances:
 
 
 class _ParamValue:
-    """A parameter value that compares the way ``FixtureDef.execute``
-    compares cache keys: by ``==``, or by identity where ``==`` raises
-    (numpy arrays, say)."""
+    """A parameter value that compares by identity, then by ``==``; values
+    whose ``==`` raises (numpy arrays, say) are different unless identical."""
 
     __slots__ = ("value",)
 
@@ -197,10 +194,13 @@ class _ParamValue:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _ParamValue):
             return NotImplemented
+        if self.value is other.value:
+            return True
         try:
             return bool(self.value == other.value)
-        except (ValueError, RuntimeError):
-            return self.value is other.value
+        except Exception:
+            # Values that cannot be compared are different values.
+            return False
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -464,7 +464,9 @@ def call_async_test(item: pytest.Function) -> None:
     __tracebackhide__ = True
     funcargs = item.funcargs
     arguments = {name: funcargs[name] for name in item._fixtureinfo.argnames}
-    bridge.wait_for(item.obj(**arguments))
+    result = item.obj(**arguments)
+    if inspect.isawaitable(result):
+        bridge.wait_for(result)
 
 
 # ---------------------------------------------------------------------------
@@ -734,12 +736,6 @@ def _is_context_manager_function(function: Callable[..., Any]) -> bool:
 # The per-test protocol
 
 
-def run_standard_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """pytest's own ``pytest_runtest_protocol`` implementation, for a test that
-    runs alone."""
-    _standard_protocol(item, nextitem)
-
-
 def _show_test_item(item: pytest.Item, *, setup_only: bool) -> None:
     # pytest 8.4 added the add_space argument.
     show: Callable[..., None] = show_test_item
@@ -758,6 +754,10 @@ def run_protocol(item: pytest.Item, entering_teardown: Callable[[], object]) -> 
         interrupted session still tears every fixture down.
     """
     ihook = item.ihook
+    # pytest opens a catch_warnings block per test, which forgets which
+    # locations already warned ("default" shows a warning once per location);
+    # one block spans the concurrent phase here, so forget them per test.
+    warnings._filters_mutated()  # type: ignore[attr-defined]
     with routing.capturing_warnings() as warnings_issued:
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         try:

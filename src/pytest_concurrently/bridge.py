@@ -26,9 +26,12 @@ from typing import Any, TypeVar, cast
 
 import greenlet
 
-__all__ = ["in_bridged_code", "run_sync", "set_idle_loop_runner", "wait_for"]
+__all__ = ["INTERRUPTED", "in_bridged_code", "run_sync", "set_idle_loop_runner", "wait_for"]
 
 T = TypeVar("T")
+
+#: The message a task is cancelled with when the session is being interrupted.
+INTERRUPTED = "pytest-concurrently: the session is being interrupted"
 
 IdleLoopRunner = Callable[[Coroutine[Any, Any, Any]], Any]
 _idle_loop_runner: IdleLoopRunner | None = None
@@ -113,24 +116,17 @@ def _as_thrown(exc: BaseException) -> tuple[type[BaseException], BaseException, 
     """What to throw into the synchronous code for an exception raised while
     awaiting on its behalf.
 
-    When the task itself is being cancelled, the session is being interrupted
-    (Ctrl-C, or ``pytest.exit`` in another test): pytest's test phases would
-    record a ``CancelledError`` as the test's failure but let
-    ``KeyboardInterrupt`` through, so that is what the test sees.
+    When the runner cancels a test's task with :data:`INTERRUPTED`, the
+    session is being interrupted (Ctrl-C, or ``pytest.exit`` in another
+    test): pytest's test phases would record a ``CancelledError`` as the
+    test's failure but let ``KeyboardInterrupt`` through, so that is what the
+    test sees. Any other ``CancelledError`` is the test's own.
     """
-    if isinstance(exc, asyncio.CancelledError) and _task_is_cancelled():
+    if isinstance(exc, asyncio.CancelledError) and exc.args[:1] == (INTERRUPTED,):
         interrupt = KeyboardInterrupt()
         interrupt.__context__ = exc
         return KeyboardInterrupt, interrupt, None
     return type(exc), exc, exc.__traceback__
-
-
-def _task_is_cancelled() -> bool:
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    # Python 3.10 cannot tell a cancelled task from a CancelledError that the
-    # awaited code raised itself; count it as cancellation.
-    return cancelling is None or cancelling() > 0
 
 
 async def _await(awaitable: Awaitable[T]) -> T:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 __all__ = ["EventLoopHost"]
@@ -41,7 +41,10 @@ class EventLoopHost:
         and then raises ``KeyboardInterrupt``.
         """
         if self._runner is None:
-            self._runner = _Runner()
+            # Through a factory, so the loop is not made the thread's current
+            # event loop: pytest-asyncio closes the current loop when it
+            # installs its own.
+            self._runner = _Runner(loop_factory=asyncio.new_event_loop)
         return self._runner.run(
             coroutine, context=self.idle_context if context is None else context
         )
@@ -61,8 +64,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     class _Runner:
         """The part of :class:`asyncio.Runner` (Python 3.11) used here."""
 
-        def __init__(self) -> None:
-            self._loop = asyncio.new_event_loop()
+        def __init__(self, loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> None:
+            self._loop = loop_factory()
 
         def run(
             self,
@@ -70,12 +73,18 @@ else:  # pragma: no cover - exercised on Python 3.10 only
             *,
             context: contextvars.Context | None = None,
         ) -> T:
-            asyncio.set_event_loop(self._loop)
             if context is None:
                 return self._loop.run_until_complete(coroutine)
-            # Python 3.10 cannot give a task a context; it copies the current one.
-            task = context.run(self._loop.create_task, coroutine)
-            return self._loop.run_until_complete(task)
+            # Python 3.10 cannot give a task a context, only a copy of the
+            # current one: copy what the task set back into ``context``.
+            # (A token made in one task still cannot reset a variable in
+            # another.)
+            task = context.run(self._loop.create_task, _reporting_context(coroutine))
+            result, changed = self._loop.run_until_complete(task)
+            for variable, value in changed.items():
+                if context.get(variable, _MISSING) is not value:
+                    context.run(variable.set, value)
+            return result
 
         def close(self) -> None:
             loop = self._loop
@@ -83,5 +92,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:
-                asyncio.set_event_loop(None)
                 loop.close()
+
+    _MISSING = object()
+
+    async def _reporting_context(
+        coroutine: Coroutine[Any, Any, T],
+    ) -> tuple[T, contextvars.Context]:
+        result = await coroutine
+        return result, contextvars.copy_context()

@@ -51,10 +51,12 @@ class TestPlan:
     :param concurrent: it may be in flight beside other concurrent tests.
     :param owner: the plugin that runs its async body, when that is not this
         one (``"pytest-asyncio"``, ``"anyio"``); None for ours or sync tests.
+    :param is_async: it is an ``async def`` test function.
     """
 
     concurrent: bool
     owner: str | None = None
+    is_async: bool = False
 
 
 class MarkerError(Exception):
@@ -91,13 +93,13 @@ def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
         )
     owner = _other_owner(item, closest) if is_async else None
     if mode is Mode.OFF or not is_async or isolated_mark is not None:
-        return TestPlan(concurrent=False, owner=owner)
+        return TestPlan(concurrent=False, owner=owner, is_async=is_async)
     wants_concurrency = mode is Mode.AUTO or concurrent_mark is not None
     if not wants_concurrency:
-        return TestPlan(concurrent=False, owner=owner)
+        return TestPlan(concurrent=False, owner=owner, is_async=is_async)
     if owner is not None:
         if mode is Mode.AUTO and concurrent_mark is None:
-            return TestPlan(concurrent=False, owner=owner)
+            return TestPlan(concurrent=False, owner=owner, is_async=is_async)
         raise MarkerError(
             f"{item.nodeid}: is marked concurrent but is run by {owner} "
             f"({_owner_hint(owner)}); concurrent tests run on pytest-concurrently's loop, "
@@ -125,7 +127,7 @@ def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
             "process-wide and would apply to every test in flight; mark the test "
             "@pytest.mark.isolated, or move the filter to the 'filterwarnings' ini option"
         )
-    return TestPlan(concurrent=True)
+    return TestPlan(concurrent=True, is_async=True)
 
 
 def is_async_test(item: pytest.Item) -> bool:

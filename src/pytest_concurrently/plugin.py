@@ -18,7 +18,6 @@ from .marking import (
     MarkerError,
     Mode,
     TestPlan,
-    is_async_test,
     plan_test,
 )
 from .running import ConcurrentSession
@@ -133,16 +132,28 @@ def pytest_collection_modifyitems(
     _refuse_conflicting_options(config, state, items)
 
 
+def _is_ours_and_async(plan: TestPlan) -> bool:
+    return plan.is_async and plan.owner is None
+
+
 def _refuse_conflicting_options(
     config: pytest.Config, state: _PluginState, items: list[pytest.Item]
 ) -> None:
+    if config.getoption("trace", False):
+        ours = [item for item in items if _is_ours_and_async(item.stash[_plan_key])]
+        if ours:
+            raise pytest.UsageError(
+                f"pytest-concurrently: --trace cannot step into async tests such as "
+                f"{ours[0].nodeid}; put breakpoint() in the test and run with "
+                "--concurrently-mode=off instead"
+            )
     concurrent = [item for item in items if item.stash[_plan_key].concurrent]
     if not concurrent:
         return
     example = concurrent[0].nodeid
-    if config.getoption("usepdb", False) or config.getoption("trace", False):
+    if config.getoption("usepdb", False):
         raise pytest.UsageError(
-            f"pytest-concurrently: --pdb and --trace stop at one test while others run "
+            f"pytest-concurrently: --pdb stops at one test while others run "
             f"({example} would run concurrently); debug with --concurrently-mode=off"
         )
     if config.getoption("stepwise", False) and state.concurrency > 1:
@@ -175,26 +186,14 @@ def pytest_runtest_protocol_in_a_fresh_context(
     item: pytest.Item,
 ) -> Generator[None, object, object]:
     """Give every test that runs alone a context of its own for the async
-    fixtures it sets up on the idle loop."""
+    fixtures and the async body it runs on the idle loop: they share it, and
+    the next test does not see it."""
     loop = item.config.stash[_state_key].loop
     saved, loop.idle_context = loop.idle_context, contextvars.copy_context()
     try:
         return (yield)
     finally:
         loop.idle_context = saved
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-    """Run an ``async def`` test that runs alone in a task of its own, so its
-    fixtures and its body share one task and one context, as concurrent
-    tests do."""
-    plan = item.stash.get(_plan_key, None)
-    if plan is None or plan.concurrent or plan.owner is not None or not is_async_test(item):
-        return None
-    loop = item.config.stash[_state_key].loop
-    loop.run(bridge.run_sync(adapter.run_standard_protocol, item, nextitem))
-    return True
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -250,9 +249,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Run the body of an ``async def`` test that no other plugin runs."""
     __tracebackhide__ = True
     plan = pyfuncitem.stash.get(_plan_key, None)
-    if plan is None or plan.owner is not None:
-        return None
-    if not is_async_test(pyfuncitem):
+    # Decided at collection: --trace later wraps the test function in a sync
+    # function that returns the coroutine.
+    if plan is None or not _is_ours_and_async(plan):
         return None
     adapter.call_async_test(pyfuncitem)
     return True

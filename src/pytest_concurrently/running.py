@@ -179,4 +179,4 @@ class ConcurrentSession:
 
     def _cancel_setups_and_calls(self) -> None:
         for ticket in list(self._cancellable):
-            self._tasks[ticket].cancel()
+            self._tasks[ticket].cancel(bridge.INTERRUPTED)

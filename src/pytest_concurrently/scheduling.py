@@ -145,9 +145,13 @@ class AdmissionPolicy:
                 del self._slot_values[slot]
 
     def _slots_agree(self, ticket: Ticket) -> bool:
-        return all(
-            self._slot_values.get(slot, value) == value for slot, value in ticket.slots.items()
-        )
+        for slot, value in ticket.slots.items():
+            if slot not in self._slot_values:
+                continue  # a free slot takes any value
+            held = self._slot_values[slot]
+            if held is not value and held != value:
+                return False
+        return True
 
     def _start(self, ticket: Ticket) -> None:
         self._in_flight.add(ticket)
