@@ -180,11 +180,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
 
 
-# pytest only registers hook functions whose names start with "pytest_".
-@pytest.hookimpl(specname="pytest_runtest_protocol", wrapper=True)
-def pytest_runtest_protocol_in_a_fresh_context(
-    item: pytest.Item,
-) -> Generator[None, object, object]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     """Give every test that runs alone a context of its own for the async
     fixtures and the async body it runs on the idle loop: they share it, and
     the next test does not see it."""
