@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import all_overlap, intervals, read_events
 
 pytest.importorskip("pytest_asyncio")
 
@@ -57,27 +58,47 @@ def test_pytest_asyncio_suite_has_the_same_outcomes(pytester: pytest.Pytester, m
         result.assert_outcomes(passed=3, failed=1, skipped=1, warnings=None)
 
 
+def _overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return not (a[1] <= b[0] or b[1] <= a[0])
+
+
+@pytest.mark.usefixtures("recorder")
 def test_pytest_asyncio_tests_run_beside_concurrent_ones(pytester: pytest.Pytester) -> None:
     _enable_pytest_asyncio(pytester, "strict")
     pytester.makepyfile(
         """
         import asyncio
         import pytest
-
-        @pytest.mark.asyncio
-        async def test_owned_by_pytest_asyncio():
-            await asyncio.sleep(0.01)
+        from recorder import record
 
         @pytest.mark.concurrent
         @pytest.mark.parametrize("n", range(3))
-        async def test_ours(n):
-            await asyncio.sleep(0.05)
+        async def test_ours_before(n):
+            record(f"before{n}", "start"); await asyncio.sleep(0.05); record(f"before{n}", "end")
+
+        @pytest.mark.asyncio
+        async def test_owned_by_pytest_asyncio():
+            record("owned", "start"); await asyncio.sleep(0.05); record("owned", "end")
+
+        @pytest.mark.concurrent
+        @pytest.mark.parametrize("n", range(3))
+        async def test_ours_after(n):
+            record(f"after{n}", "start"); await asyncio.sleep(0.05); record(f"after{n}", "end")
         """
     )
     result = pytester.runpytest("-p", "asyncio")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=7)
+    spans = intervals(read_events(pytester))
+    before = {name: span for name, span in spans.items() if name.startswith("before")}
+    after = {name: span for name, span in spans.items() if name.startswith("after")}
+    assert len(before) == len(after) == 3
+    # Ours overlap each other; the pytest-asyncio test overlaps none of them.
+    assert all_overlap(before)
+    assert all_overlap(after)
+    assert not [name for name in (*before, *after) if _overlaps(spans[name], spans["owned"])]
 
 
+@pytest.mark.usefixtures("recorder")
 def test_auto_mode_leaves_pytest_asyncio_tests_to_it_and_says_so(
     pytester: pytest.Pytester,
 ) -> None:
@@ -86,18 +107,26 @@ def test_auto_mode_leaves_pytest_asyncio_tests_to_it_and_says_so(
         """
         import asyncio
         import pytest
+        from recorder import record
+
+        @pytest.mark.parametrize("n", range(2))
+        async def test_ours(n):
+            record(f"ours{n}", "start"); await asyncio.sleep(0.05); record(f"ours{n}", "end")
 
         @pytest.mark.asyncio
         async def test_owned():
-            await asyncio.sleep(0.01)
-
-        async def test_ours():
-            await asyncio.sleep(0.01)
+            record("owned", "start"); await asyncio.sleep(0.05); record("owned", "end")
         """
     )
     result = pytester.runpytest("-p", "asyncio", "--concurrently-mode=auto")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["concurrently: 2 tests in *; 1 async test left to pytest-asyncio"])
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["concurrently: 3 tests in *; 1 async test left to pytest-asyncio"])
+    spans = intervals(read_events(pytester))
+    ours = {name: span for name, span in spans.items() if name.startswith("ours")}
+    assert len(ours) == 2
+    # Auto mode runs ours together; the pytest-asyncio test runs alone.
+    assert all_overlap(ours)
+    assert not [name for name in ours if _overlaps(spans[name], spans["owned"])]
 
 
 def test_concurrent_marker_on_a_pytest_asyncio_test_is_an_error(pytester: pytest.Pytester) -> None:

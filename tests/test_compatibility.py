@@ -91,6 +91,8 @@ def test_interrupt_tears_down_tests_in_flight(pytester: pytest.Pytester) -> None
         from recorder import record
 
         pytestmark = pytest.mark.concurrent
+        waiting = []
+        both_waiting = asyncio.Event()
 
         @pytest.fixture
         async def resource(request):
@@ -99,13 +101,17 @@ def test_interrupt_tears_down_tests_in_flight(pytester: pytest.Pytester) -> None
             record(request.node.name, "teardown")
 
         async def test_interrupts(resource):
-            await asyncio.sleep(0.1)
+            # Interrupt only once both other tests are in their call.
+            await asyncio.wait_for(both_waiting.wait(), 10)
             os.kill(os.getpid(), signal.SIGINT)
             await asyncio.sleep(30)
 
         @pytest.mark.parametrize("n", range(2))
         async def test_waits(n, resource):
             record(f"test_waits[{n}]", "start")
+            waiting.append(n)
+            if len(waiting) == 2:
+                both_waiting.set()
             await asyncio.sleep(30)
         """
     )

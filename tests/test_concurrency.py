@@ -233,6 +233,8 @@ def test_exit_cancels_tests_in_flight_and_tears_them_down(pytester: pytest.Pytes
         from recorder import record
 
         pytestmark = pytest.mark.concurrent
+        waiting = []
+        both_waiting = asyncio.Event()
 
         @pytest.fixture
         async def resource(request):
@@ -240,12 +242,16 @@ def test_exit_cancels_tests_in_flight_and_tears_them_down(pytester: pytest.Pytes
             record(request.node.name, "teardown")
 
         async def test_exits(resource):
-            await asyncio.sleep(0.05)
+            # Exit only once both tests admitted beside this one are in their call.
+            await asyncio.wait_for(both_waiting.wait(), 10)
             pytest.exit("enough")
 
         @pytest.mark.parametrize("n", range(3))
         async def test_waits(n, resource):
             record(f"test_waits[{n}]", "start")
+            waiting.append(n)
+            if len(waiting) == 2:
+                both_waiting.set()
             await asyncio.sleep(30)
             record(f"test_waits[{n}]", "end")
         """

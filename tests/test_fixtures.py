@@ -420,31 +420,51 @@ def test_background_task_of_session_fixture_keeps_running(pytester: pytest.Pytes
     pytester.runpytest().assert_outcomes(passed=3)
 
 
-def test_wider_fixture_teardown_error_is_reported_once_on_its_last_user(
+def test_wider_fixture_teardown_error_is_reported_on_the_scope_s_last_collected_test(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(
         """
         import asyncio
         import pytest
+        from recorder import record
 
         pytestmark = pytest.mark.concurrent
+        started, all_started = [], asyncio.Event()
+        ended, others_ended = [], asyncio.Event()
 
         @pytest.fixture(scope="module")
         async def breaks_on_teardown():
             yield
             raise RuntimeError("module teardown broke")
 
-        @pytest.mark.parametrize("delay", [0.3, 0.1, 0.2])
-        async def test_it(delay, breaks_on_teardown):
-            await asyncio.sleep(delay)
+        @pytest.mark.parametrize("n", range(3))
+        async def test_it(n, request, breaks_on_teardown):
+            record(request.node.name, "start")
+            started.append(n)
+            if len(started) == 3:
+                all_started.set()
+            if n == 0:
+                # Collected first, ends last: once the other two have ended.
+                await asyncio.wait_for(others_ended.wait(), 10)
+            else:
+                await asyncio.wait_for(all_started.wait(), 10)
+                ended.append(n)
+                if len(ended) == 2:
+                    others_ended.set()
+            record(request.node.name, "end")
         """
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=3, errors=1)
-    # The test that finished last (not the last collected) carries the error.
+    spans = intervals(read_events(pytester))
+    # All three were in flight together, and test_it[0] ended last.
+    assert all_overlap(spans)
+    assert max(spans, key=lambda name: spans[name][1]) == "test_it[0]"
+    # As in pytest, the module's last test in collection order (not the one
+    # that happened to finish last) tears the module down and carries the error.
     result.stdout.fnmatch_lines(
-        ["*ERROR at teardown of test_it[[]0.3[]]*", "*module teardown broke*"]
+        ["*ERROR at teardown of test_it[[]2[]]*", "*module teardown broke*"]
     )
 
 
@@ -559,8 +579,10 @@ def test_parametrized_package_fixture_values_never_overlap_across_subpackages(
     for a_span in by_value["a"]:
         for b_span in by_value["b"]:
             assert a_span[1] <= b_span[0] or b_span[1] <= a_span[0]
+    # pytest orders the items sub1[a], sub1[b], sub2[a], sub2[b] and switches
+    # the value four times; so does the concurrent run.
     fixture_events = [(e.name, e.what) for e in events if e.what in ("setup", "teardown")]
-    assert fixture_events == [("a", "setup"), ("a", "teardown"), ("b", "setup"), ("b", "teardown")]
+    assert fixture_events == [(value, what) for value in "abab" for what in ("setup", "teardown")]
 
 
 def test_class_fixture_has_one_instance_per_class_while_classes_overlap(

@@ -5,13 +5,33 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import read_events
+from conftest import Event, read_events
 
 pytestmark = pytest.mark.usefixtures("recorder")
 
+
+def perf_span(events: list[Event], name: str) -> float:
+    """How long ``name`` ran between its recorded start and end, by
+    ``time.perf_counter``: the clock pytest measures durations with."""
+    (start,) = (e.extra["perf"] for e in events if e.name == name and e.what == "start")
+    (end,) = (e.extra["perf"] for e in events if e.name == name and e.what == "end")
+    assert isinstance(start, float)
+    assert isinstance(end, float)
+    return end - start
+
+
+def at_least(reported: str, span: float) -> bool:
+    """Whether a duration printed as ``reported`` covers ``span``: rounding to
+    the printed digits keeps the order of the two, so no margin is needed."""
+    digits = len(reported.partition(".")[2])
+    return float(reported) >= float(f"{span:.{digits}f}")
+
+
 MIXED = """
 import asyncio
+import time
 import pytest
+from recorder import record
 
 pytestmark = pytest.mark.concurrent
 
@@ -22,7 +42,9 @@ async def broken_teardown():
 
 async def test_pass():
     print("output of test_pass")
+    record("test_pass", "start", perf=time.perf_counter())
     await asyncio.sleep(0.1)
+    record("test_pass", "end", perf=time.perf_counter())
 
 async def test_fail():
     await asyncio.sleep(0.05)
@@ -44,6 +66,9 @@ def test_sync_pass():
     pass
 """
 
+#: The hook events that ``HOOK_LOG`` records, by the test's node id.
+HOOKS = ("logstart", "report", "logfinish")
+
 HOOK_LOG = """
 from recorder import record
 
@@ -63,7 +88,7 @@ def test_outcomes_and_hook_sequence(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(MIXED)
     result = pytester.runpytest("-rA")
     result.assert_outcomes(passed=3, failed=1, skipped=1, xfailed=1, errors=1)
-    events = read_events(pytester)
+    events = [e for e in read_events(pytester) if e.what in HOOKS]
     nodeids = {e.name for e in events}
     assert len(nodeids) == 6
     for nodeid in nodeids:
@@ -96,7 +121,9 @@ def test_junitxml(pytester: pytest.Pytester) -> None:
     assert cases["test_error_in_teardown"].find("error") is not None
     assert cases["test_pass"].find("failure") is None
     assert "output of test_pass" in (cases["test_pass"].findtext("system-out") or "")
-    assert float(cases["test_pass"].get("time", "0")) >= 0.1
+    # The reported time covers the call the test recorded from inside.
+    span = perf_span(read_events(pytester), "test_pass")
+    assert at_least(cases["test_pass"].get("time", "0"), span)
 
 
 def test_verbose_output_names_every_test(pytester: pytest.Pytester) -> None:
@@ -117,16 +144,22 @@ def test_durations_are_real_per_phase(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import asyncio
+        import time
         import pytest
+        from recorder import record
 
         pytestmark = pytest.mark.concurrent
 
         @pytest.fixture
         async def slow_setup():
+            record("setup", "start", perf=time.perf_counter())
             await asyncio.sleep(0.3)
+            record("setup", "end", perf=time.perf_counter())
 
         async def test_slow(slow_setup):
+            record("call", "start", perf=time.perf_counter())
             await asyncio.sleep(0.2)
+            record("call", "end", perf=time.perf_counter())
 
         async def test_other():
             await asyncio.sleep(0.2)
@@ -137,8 +170,10 @@ def test_durations_are_real_per_phase(pytester: pytest.Pytester) -> None:
     lines = result.stdout.lines
     setup_line = next(line for line in lines if "setup" in line and "test_slow" in line)
     call_line = next(line for line in lines if " call " in line and "test_slow" in line)
-    assert float(setup_line.split("s")[0]) >= 0.3
-    assert float(call_line.split("s")[0]) >= 0.2
+    # Each phase's duration covers what the test recorded in that phase.
+    events = read_events(pytester)
+    assert at_least(setup_line.split("s")[0], perf_span(events, "setup"))
+    assert at_least(call_line.split("s")[0], perf_span(events, "call"))
 
 
 def test_last_failed_reruns_only_failures(pytester: pytest.Pytester) -> None:
@@ -179,6 +214,7 @@ def test_exitfirst_stops_admitting_and_tears_everything_down(pytester: pytest.Py
         from recorder import record
 
         pytestmark = pytest.mark.concurrent
+        failed_fast = asyncio.Event()
 
         @pytest.fixture(scope="module")
         async def shared():
@@ -189,6 +225,8 @@ def test_exitfirst_stops_admitting_and_tears_everything_down(pytester: pytest.Py
         async def own(request):
             yield
             record(request.node.name, "teardown")
+            if request.node.name == "test_fails_fast":
+                failed_fast.set()
 
         async def test_fails_fast(shared, own):
             record("test_fails_fast", "start")
@@ -198,7 +236,8 @@ def test_exitfirst_stops_admitting_and_tears_everything_down(pytester: pytest.Py
         @pytest.mark.parametrize("n", range(20))
         async def test_slow(n, shared, own):
             record(f"test_slow[{n}]", "start")
-            await asyncio.sleep(0.3)
+            # Still in flight when test_fails_fast has failed and is torn down.
+            await asyncio.wait_for(failed_fast.wait(), 10)
         """
     )
     result = pytester.runpytest("-x", "--concurrency=3")

@@ -1,4 +1,4 @@
-"""Run pytest's synchronous machinery inside a test's task, and let it await.
+"""Run pytest's synchronous machinery inside an asyncio task, and let it await.
 
 pytest sets fixtures up and tears them down through plain function calls
 (``FixtureDef.execute`` calls ``pytest_fixture_setup`` calls the fixture).
@@ -10,28 +10,43 @@ result it calls :func:`wait_for`, which passes the awaitable back to the task,
 lets the event loop run other tests, and resumes the synchronous code with the
 result.
 
-Greenlets are kept in a pool and reused: creating one costs several times
-more than pytest spends on a trivial test's report.
+While the synchronous code runs, the event loop is hidden from it: asyncio's
+"running loop" is unset, so synchronous code sees the world as it does in
+plain pytest. A sync fixture may call ``asyncio.run()``, and another plugin's
+fixture may run its own event loop (pytest-asyncio's and anyio's runners do),
+exactly as without this plugin; the loop of the waiting tests is blocked for
+as long as that synchronous code runs, as any blocking call blocks it.
 
-Outside a greenlet (a test that runs alone, or the end of the session) the
-event loop is not running, and :func:`wait_for` runs the awaitable on it
-directly through the runner installed with :func:`set_idle_loop_runner`.
+Greenlets are kept in a pool and reused: creating one costs several times
+more than pytest spends on a trivial test's report. A pooled greenlet keeps
+no reference to the job it ran, its result or its context.
+
+Outside a greenlet (the end of the session, or a test that runs alone without
+async code) the event loop is not running, and :func:`wait_for` runs the
+awaitable on it directly through the runner installed with
+:func:`set_idle_loop_runner`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+import weakref
+from asyncio import events
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
 import greenlet
 
-__all__ = ["INTERRUPTED", "in_bridged_code", "run_sync", "set_idle_loop_runner", "wait_for"]
+__all__ = [
+    "in_bridged_code",
+    "interrupt",
+    "run_sync",
+    "set_idle_loop_runner",
+    "wait_for",
+]
 
 T = TypeVar("T")
-
-#: The message a task is cancelled with when the session is being interrupted.
-INTERRUPTED = "pytest-concurrently: the session is being interrupted"
 
 IdleLoopRunner = Callable[[Coroutine[Any, Any, Any]], Any]
 _idle_loop_runner: IdleLoopRunner | None = None
@@ -41,26 +56,46 @@ _idle_loop_runner: IdleLoopRunner | None = None
 _AWAIT, _RETURN, _RAISE = "await", "return", "raise"
 _Message = tuple[str, Any]
 
+# Tasks the runner has cancelled to interrupt the session, by identity: a
+# test that catches the interruption and raises a CancelledError of its own
+# is still being interrupted, whatever the message.
+_interrupted_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
 
 class _Worker(greenlet.greenlet):  # type: ignore[misc]
     """A greenlet that runs one synchronous job after another for asyncio
-    tasks, each job in the context of the task that handed it over."""
+    tasks, each job in the context of the task that handed it over.
+
+    Jobs and messages travel through attributes, not as arguments of
+    ``switch``: arguments stay on the suspended frame's stack until the
+    greenlet is resumed, which would keep a finished test's objects alive for
+    as long as the greenlet sits in the pool.
+    """
 
     def __init__(self) -> None:
         super().__init__(self._serve)
+        self.job: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
+        self.outbox: _Message | None = None
 
-    def _serve(self, job: tuple[Callable[..., Any], tuple[Any, ...]]) -> None:
+    def _serve(self) -> None:
         while True:
+            job, self.job = self.job, None
+            assert job is not None
             function, args = job
-            message: _Message
+            del job
             try:
-                message = (_RETURN, function(*args))
+                self.outbox = (_RETURN, function(*args))
             except greenlet.GreenletExit:
                 raise
             except BaseException as exc:
-                message = (_RAISE, exc)
+                self.outbox = (_RAISE, exc)
             del function, args
-            job = self.parent.switch(message)
+            self.parent.switch()
+
+    def take_outbox(self) -> _Message:
+        message, self.outbox = self.outbox, None
+        assert message is not None
+        return message
 
 
 _idle_workers: list[_Worker] = []
@@ -84,6 +119,17 @@ def in_bridged_code() -> bool:
     return isinstance(greenlet.getcurrent(), _Worker)
 
 
+def interrupt(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` because the session is being interrupted.
+
+    The synchronous code the task runs sees ``KeyboardInterrupt`` at its
+    pending :func:`wait_for`, which pytest's phases let through instead of
+    recording a failure, as they do for Ctrl-C.
+    """
+    _interrupted_tasks.add(task)
+    task.cancel()
+
+
 async def run_sync(function: Callable[..., T], *args: Any) -> T:
     """Call ``function(*args)`` in a greenlet, awaiting on its behalf.
 
@@ -91,41 +137,71 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
     awaiting (cancellation included) are thrown into ``function`` at the
     :func:`wait_for` call that asked for the await.
     """
+    loop = events.get_running_loop()
     worker = _idle_workers.pop() if _idle_workers else _Worker()
     task_greenlet = greenlet.getcurrent()
     worker.parent = task_greenlet
     # Share the task's contextvars with the synchronous code, so a fixture
     # that sets a context variable is seen by the test body and vice versa.
     worker.gr_context = task_greenlet.gr_context
-    kind, payload = worker.switch((function, args))
+    worker.job = (function, args)
+    _switch_hiding_loop(loop, worker.switch)
+    kind, payload = worker.take_outbox()
     while kind == _AWAIT:
         try:
             value = await cast(Awaitable[Any], payload)
         except BaseException as exc:
-            kind, payload = worker.throw(*_as_thrown(exc))
+            thrown = _as_thrown(exc)
+            del payload, exc
+            _switch_hiding_loop(loop, worker.throw, *thrown)
         else:
-            kind, payload = worker.switch(value)
-    if len(_idle_workers) < _MOST_IDLE_WORKERS:
+            del payload
+            _switch_hiding_loop(loop, worker.switch, value)
+            del value
+        kind, payload = worker.take_outbox()
+    worker.gr_context = None
+    if len(_idle_workers) < _MOST_IDLE_WORKERS and not worker.dead:
         _idle_workers.append(worker)
     if kind == _RAISE:
-        raise payload
+        try:
+            raise payload
+        finally:
+            del payload
     return cast(T, payload)
+
+
+def _switch_hiding_loop(
+    loop: asyncio.AbstractEventLoop, switch: Callable[..., Any], *args: Any
+) -> None:
+    # Synchronous code sees no running loop, as in plain pytest; the loop is
+    # visible again as soon as the worker hands control back.
+    events._set_running_loop(None)
+    try:
+        switch(*args)
+    finally:
+        events._set_running_loop(loop)
 
 
 def _as_thrown(exc: BaseException) -> tuple[type[BaseException], BaseException, Any]:
     """What to throw into the synchronous code for an exception raised while
     awaiting on its behalf.
 
-    When the runner cancels a test's task with :data:`INTERRUPTED`, the
-    session is being interrupted (Ctrl-C, or ``pytest.exit`` in another
-    test): pytest's test phases would record a ``CancelledError`` as the
-    test's failure but let ``KeyboardInterrupt`` through, so that is what the
-    test sees. Any other ``CancelledError`` is the test's own.
+    When the runner has interrupted the task (see :func:`interrupt`), pytest's
+    test phases would record a ``CancelledError`` as the test's failure but
+    let ``KeyboardInterrupt`` through, so that is what the test sees; the
+    cancellation is consumed (``Task.uncancel``), so the teardown that follows
+    can still await and use timeouts. Any other ``CancelledError`` is the
+    test's own.
     """
-    if isinstance(exc, asyncio.CancelledError) and exc.args[:1] == (INTERRUPTED,):
-        interrupt = KeyboardInterrupt()
-        interrupt.__context__ = exc
-        return KeyboardInterrupt, interrupt, None
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None and task in _interrupted_tasks:
+            _interrupted_tasks.discard(task)
+            if sys.version_info >= (3, 11):
+                task.uncancel()
+            interrupt = KeyboardInterrupt()
+            interrupt.__context__ = exc
+            return KeyboardInterrupt, interrupt, None
     return type(exc), exc, exc.__traceback__
 
 
@@ -136,13 +212,15 @@ async def _await(awaitable: Awaitable[T]) -> T:
 def wait_for(awaitable: Awaitable[T]) -> T:
     """Return the result of ``awaitable`` from synchronous code.
 
-    Inside :func:`run_sync` the awaitable runs in the calling test's task;
-    elsewhere it runs on the idle event loop.
+    Inside :func:`run_sync` the awaitable runs in the calling task; elsewhere
+    it runs on the idle event loop.
     """
     __tracebackhide__ = True
     current = greenlet.getcurrent()
     if isinstance(current, _Worker):
-        return cast(T, current.parent.switch((_AWAIT, awaitable)))
+        current.outbox = (_AWAIT, awaitable)
+        del awaitable
+        return cast(T, current.parent.switch())
     if _running_loop() is not None:
         _close(awaitable)
         raise RuntimeError(

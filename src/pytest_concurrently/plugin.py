@@ -7,7 +7,6 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import pytest
-from _pytest.fixtures import FixtureDef, SubRequest
 
 from . import _pytest_adapter as adapter
 from . import bridge
@@ -20,7 +19,7 @@ from .marking import (
     TestPlan,
     plan_test,
 )
-from .running import ConcurrentSession
+from .running import ConcurrentSession, needs_one_task, run_sequentially
 from .stats import RunStats
 
 DEFAULT_CONCURRENCY = 100
@@ -34,6 +33,11 @@ class _PluginState:
     stats: RunStats | None = None
     # The runner of an enclosing session (pytester runs sessions in-process).
     outer_loop_runner: bridge.IdleLoopRunner | None = None
+    # Whether sync fixtures wider than function scope get owner tasks: while
+    # tests run concurrently, so one task sets each up and tears it down.
+    own_sync_fixtures: bool = False
+    # In auto mode, why no test ran concurrently (for the end of the run).
+    nothing_concurrent: str | None = None
 
 
 _state_key = pytest.StashKey[_PluginState]()
@@ -195,17 +199,27 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
-    """Take over the test loop when some selected test is concurrent."""
+    """Take over the test loop when some selected test is concurrent, or
+    runs async code of ours (then each such test runs in one task)."""
     config = session.config
     state = config.stash[_state_key]
-    if config.option.collectonly or state.mode is Mode.OFF or hasattr(config, "workerinput"):
+    if config.option.collectonly or hasattr(config, "workerinput"):
         return None
     plans = [item.stash.get(_plan_key, TestPlan(concurrent=False)) for item in session.items]
-    if not any(plan.concurrent for plan in plans):
-        return None
+    concurrent = any(plan.concurrent for plan in plans)
+    if not concurrent:
+        if state.mode is Mode.AUTO:
+            state.nothing_concurrent = _why_nothing_is_concurrent(plans)
+        if not any(
+            needs_one_task(item, plan) for item, plan in zip(session.items, plans, strict=True)
+        ):
+            return None
     if session.testsfailed and not config.option.continue_on_collection_errors:
         errors = session.testsfailed
         raise session.Interrupted(f"{errors} error{'s' if errors != 1 else ''} during collection")
+    if not concurrent:
+        run_sequentially(session, plans, state.loop)
+        return True
     state.stats = RunStats()
     for plan in plans if state.mode is Mode.AUTO else ():
         if plan.owner is not None and not plan.concurrent:
@@ -217,7 +231,11 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         # cannot sit on their file's line; as under pytest-xdist, show the
         # dots without file names.
         reporter.showfspath = False
-    ConcurrentSession(session, plans, state.concurrency, state.loop, state.stats).run()
+    state.own_sync_fixtures = True
+    try:
+        ConcurrentSession(session, plans, state.concurrency, state.loop, state.stats).run()
+    finally:
+        state.own_sync_fixtures = False
     if session.shouldfail:
         raise session.Failed(session.shouldfail)
     if session.shouldstop:
@@ -225,20 +243,50 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     return True
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_fixture_setup(fixturedef: FixtureDef[object], request: SubRequest) -> object | None:
-    """Set up ``async def`` fixtures on the session loop.
+def _why_nothing_is_concurrent(plans: list[TestPlan]) -> str:
+    ours = sum(1 for plan in plans if plan.is_async and plan.owner is None)
+    others: dict[str, int] = {}
+    for plan in plans:
+        if plan.owner is not None:
+            others[plan.owner] = others.get(plan.owner, 0) + 1
+    reasons = [
+        f"{count:,} async {'test is' if count == 1 else 'tests are'} run by {owner}"
+        for owner, count in sorted(others.items())
+    ]
+    if ours:
+        reasons.append(f"{ours:,} async {'test is' if ours == 1 else 'tests are'} marked isolated")
+    if not reasons:
+        reasons.append("no async test was selected")
+    return "concurrently: auto mode ran no test concurrently: " + "; ".join(reasons)
 
-    Fixtures of tests that another plugin runs are left to that plugin.
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(
+    fixturedef: adapter.FixtureDef[object], request: adapter.SubRequest
+) -> object | None:
+    """Set up ``async def`` fixtures on the session loop, and shared fixtures
+    in an owner task of their own.
+
+    A fixture wider than function scope is set up and torn down by one owner
+    task when it is ``async def``, and, while tests run concurrently, when
+    it is sync too. ``async def`` fixtures of tests that another plugin runs
+    are left to that plugin.
     """
-    if not adapter.is_async_fixture(fixturedef):
-        return None
     if request.config.getoption("setupplan", False):
         return None  # --setup-plan shows fixtures without running them
-    plan = adapter.requesting_item(request).stash.get(_plan_key, None)
-    if plan is not None and plan.owner is not None:
+    state = request.config.stash[_state_key]
+    is_async = adapter.is_async_fixture(fixturedef)
+    if is_async:
+        plan = adapter.requesting_item(request).stash.get(_plan_key, None)
+        if plan is not None and plan.owner is not None:
+            return None
+    elif not state.own_sync_fixtures:
         return None
-    return adapter.setup_async_fixture(fixturedef, request)
+    if adapter.is_shared_request(request):
+        return adapter.setup_in_owner(fixturedef, request, state.loop.session_context)
+    if is_async:
+        return adapter.setup_async_fixture(fixturedef, request)
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -256,9 +304,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the end-of-run line when tests ran concurrently."""
-    stats = terminalreporter.config.stash[_state_key].stats
-    if stats is not None and stats.tests:
-        terminalreporter.write_line(stats.summary_line())
+    state = terminalreporter.config.stash[_state_key]
+    if state.stats is not None and state.stats.tests:
+        terminalreporter.write_line(state.stats.summary_line())
+    elif state.nothing_concurrent is not None:
+        terminalreporter.write_line(state.nothing_concurrent)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO, TypeVar
 
 __all__ = [
+    "SINK_VARIABLES",
     "LogSink",
     "PhaseOutput",
     "RoutedLogHandler",
@@ -78,6 +79,11 @@ _phase_logs: ContextVar[LogSink | None] = ContextVar("pytest_concurrently_phase_
 _test_warnings: ContextVar[WarningSink | None] = ContextVar(
     "pytest_concurrently_test_warnings", default=None
 )
+
+#: The context variables that say where the running code's output, log
+#: records and warnings go; work done on a test's behalf in another task
+#: carries them over.
+SINK_VARIABLES: tuple[ContextVar[Any], ...] = (_phase_output, _phase_logs, _test_warnings)
 
 
 class RoutedStream(io.TextIOBase):

@@ -3,8 +3,11 @@
 Concurrent tests run as asyncio tasks on the session loop, each going through
 pytest's setup, call and teardown phases in a greenlet of its own (see
 :mod:`.bridge`). A test that must run alone runs through pytest's standard
-``pytest_runtest_protocol`` while the loop is idle, exactly as without this
-plugin.
+``pytest_runtest_protocol`` with nothing else in flight, exactly as without
+this plugin; when it has async code of ours (an ``async def`` body or async
+fixtures), the whole protocol runs in one task and one context, so its async
+steps share the task and a context variable set by a sync fixture is seen by
+its body.
 
 When a concurrent test ends, its task's done-callback asks the policy what may
 start now and starts it, so there is no scheduler task to wake and no polling.
@@ -12,7 +15,8 @@ Tasks are plain asyncio tasks rather than members of an anyio task group:
 spawning through a task group costs about 30 microseconds, a large share of
 pytest's own cost for a trivial test. The structure a task group gives is kept
 by hand: the phase does not end before every task it started has ended, and a
-cancelled phase cancels its tests and waits for their teardowns.
+cancelled phase cancels its tests and waits for their teardowns. A failure of
+the runner's own bookkeeping ends the session with that error, never a hang.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import contextvars
 import functools
 import gc
+import inspect
 from collections.abc import Sequence
 
 import pytest
@@ -33,7 +38,62 @@ from .marking import TestPlan
 from .scheduling import AdmissionPolicy, Ticket
 from .stats import RunStats
 
-__all__ = ["ConcurrentSession"]
+__all__ = ["ConcurrentSession", "needs_one_task", "run_alone", "run_sequentially"]
+
+
+def needs_one_task(item: pytest.Item, plan: TestPlan) -> bool:
+    """Whether a test that runs alone has async code of ours: an ``async
+    def`` body this plugin runs, or ``async def`` fixtures it requests."""
+    if plan.owner is not None:
+        return False
+    if plan.is_async:
+        return True
+    return any(
+        inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+        for _, function in adapter.fixture_functions(item)
+    )
+
+
+def run_alone(
+    item: pytest.Item, nextitem: pytest.Item | None, loop: EventLoopHost, *, one_task: bool
+) -> None:
+    """Run pytest's protocol for ``item`` with nothing else in flight.
+
+    :param one_task: run the whole protocol in one task on the session loop
+        (see :func:`needs_one_task`); otherwise on the main thread as usual.
+    """
+    token = running_test.set(RunningTest(item, concurrent=False))
+    try:
+        if not one_task:
+            item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            return
+        context = contextvars.copy_context()
+        saved, loop.idle_context = loop.idle_context, context
+        try:
+            loop.run(bridge.run_sync(_protocol, item, nextitem), context=context)
+        finally:
+            loop.idle_context = saved
+    finally:
+        running_test.reset(token)
+
+
+def _protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+
+
+def run_sequentially(
+    session: pytest.Session, plans: Sequence[TestPlan], loop: EventLoopHost
+) -> None:
+    """pytest's own test loop, one test at a time, with the tests that have
+    async code of ours each run in one task (``concurrently_mode = off``)."""
+    items = session.items
+    for index, (item, plan) in enumerate(zip(items, plans, strict=True)):
+        nextitem = items[index + 1] if index + 1 < len(items) else None
+        run_alone(item, nextitem, loop, one_task=needs_one_task(item, plan))
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
 
 
 class ConcurrentSession:
@@ -56,16 +116,16 @@ class ConcurrentSession:
     ) -> None:
         self._session = session
         self._items: Sequence[pytest.Item] = session.items
+        self._plans = plans
         self._loop = loop
         self._stats = stats
         self._fixtures = adapter.FixtureInstances()
+        lives = adapter.instance_slots(self._items)
         self._policy = AdmissionPolicy(
-            (
-                Ticket(index, plan.concurrent, self._fixtures.slots(item))
-                for index, (item, plan) in enumerate(zip(self._items, plans, strict=True))
-            ),
+            (Ticket(index, plan.concurrent, lives[index]) for index, plan in enumerate(plans)),
             max_in_flight,
         )
+        self._setup_state: adapter.ConcurrentSetupState | None = None
         self._session_ending: BaseException | None = None
         # Per concurrent phase:
         self._phase_over: asyncio.Future[list[Ticket]] | None = None
@@ -75,7 +135,7 @@ class ConcurrentSession:
 
     def run(self) -> None:
         """Run every item the policy admits, until all ran or the session stops."""
-        adapter.install_setup_state(self._session, self._items)
+        self._setup_state = adapter.install_setup_state(self._session, self._items)
         # The collected tree lives for the whole run; keeping the collector
         # from walking it again and again saves more than the tests' own
         # bookkeeping costs.
@@ -103,14 +163,15 @@ class ConcurrentSession:
         item = self._items[ticket.index]
         next_index = ticket.index + 1
         nextitem = self._items[next_index] if next_index < len(self._items) else None
-        token = running_test.set(RunningTest(item, concurrent=False))
         started = self._stats.test_started()
         try:
             self._fixtures.isolate(item)
-            item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            one_task = needs_one_task(item, self._plans[ticket.index])
+            run_alone(item, nextitem, self._loop, one_task=one_task)
         finally:
             self._stats.test_ended(started)
-            running_test.reset(token)
+            assert self._setup_state is not None
+            self._setup_state.item_finished(item)
             self._policy.finish(ticket)
 
     async def _run_concurrent_phase(self, admitted: list[Ticket]) -> list[Ticket]:
@@ -118,7 +179,7 @@ class ConcurrentSession:
         ticket admitted next (alone in a list), or an empty list."""
         self._phase_over = asyncio.get_running_loop().create_future()
         self._clean_context = contextvars.copy_context()
-        self._start(admitted)
+        self._guarded(self._start, admitted)
         try:
             return await asyncio.shield(self._phase_over)
         except asyncio.CancelledError:
@@ -142,8 +203,8 @@ class ConcurrentSession:
             task = self._clean_context.run(loop.create_task, self._run_concurrent(ticket))
             self._tasks[ticket] = task
             self._cancellable.add(ticket)
-            task.add_done_callback(functools.partial(self._ended, ticket))
-        if not self._policy.in_flight_count:
+            task.add_done_callback(functools.partial(self._guarded, self._ended, ticket))
+        if not self._tasks:
             self._end_phase([])
 
     def _end_phase(self, next_admitted: list[Ticket]) -> None:
@@ -164,12 +225,11 @@ class ConcurrentSession:
             # pytest lets KeyboardInterrupt and pytest.exit through a test's
             # report; anything else escaping here is a bug, and must end the
             # session loudly rather than vanish with the task.
-            if self._session_ending is None:
-                self._session_ending = exc
-            self._policy.stop()
-            self._cancel_setups_and_calls()
+            self._stop_session(exc)
         finally:
             self._stats.test_ended(started)
+            assert self._setup_state is not None
+            self._setup_state.item_finished(item)
 
     def _ended(self, ticket: Ticket, task: asyncio.Task[None]) -> None:
         del self._tasks[ticket]
@@ -177,6 +237,24 @@ class ConcurrentSession:
         self._policy.finish(ticket)
         self._start(self._admit())
 
+    def _guarded(self, callback: object, *args: object) -> None:
+        """Call one of the runner's callbacks; if it fails, end the session
+        with its error once the tests in flight have ended."""
+        try:
+            callback(*args)  # type: ignore[operator]
+        except BaseException as exc:
+            self._stop_session(exc)
+            if not self._tasks:
+                self._end_phase([])
+
+    def _stop_session(self, exc: BaseException) -> None:
+        if self._session_ending is None:
+            self._session_ending = exc
+        self._policy.stop()
+        self._cancel_setups_and_calls()
+
     def _cancel_setups_and_calls(self) -> None:
         for ticket in list(self._cancellable):
-            self._tasks[ticket].cancel(bridge.INTERRUPTED)
+            task = self._tasks.get(ticket)
+            if task is not None:
+                bridge.interrupt(task)

@@ -5,25 +5,38 @@ This module knows nothing about pytest. It sees each test as a :class:`Ticket`
 tests, and which shared instances it needs) and decides, every time something
 changes, which tickets may start now.
 
-The rules, in the order they are applied:
+The rules:
 
-1. Tickets start in collection order. A ticket is never admitted while an
-   earlier *solo* ticket (one that must run with nothing else in flight) has
-   not finished, so solo tests keep their place relative to everything else.
-2. A solo ticket starts only when nothing is in flight, and while it runs
-   nothing else starts.
-3. At most ``max_in_flight`` concurrent tickets run at once.
+1. Tickets start in collection order, and a ticket that cannot start yet
+   holds back every later ticket: nobody overtakes. The runner relies on
+   this: when a ticket starts, every earlier ticket has started, so a test
+   may wait for earlier tests (the last test of a module waits for the
+   module's other tests before the module is torn down, as pytest tears it
+   down in that test's teardown) without any risk of waiting for a test that
+   waits for it.
+2. A solo ticket (one that must run with nothing else in flight) starts only
+   when nothing is in flight, and while it runs nothing else starts.
+3. At most ``max_in_flight`` tickets run at once.
 4. Two tickets that name the same *slot* with different values never overlap.
-   A slot is a shared resource that can hold one value at a time, such as a
+   A slot is something that can hold one value at a time, such as a
    module-scoped fixture parametrized over two databases: every user of
    ``db[postgres]`` must finish before the first user of ``db[sqlite]``
-   starts. A concurrent ticket blocked only by a slot may be overtaken by
-   later concurrent tickets; it is admitted as soon as the slot agrees.
+   starts. Values are compared with ``==``.
+
+For example, with ``max_in_flight=3`` and tickets ``t0 t1{db:a} t2{db:b}
+t3 t4(solo) t5``: ``t0`` and ``t1`` start; ``t2`` waits for ``t1`` (the slot
+holds ``a``), and ``t3`` waits behind ``t2``. When ``t1`` ends, ``t2`` and
+``t3`` start; ``t4`` starts when ``t0``, ``t2`` and ``t3`` have all ended,
+and ``t5`` after ``t4``.
 
 The policy cannot deadlock: whenever nothing is in flight, the earliest
 waiting ticket is admissible (no slot is held, the limit is not reached and no
-earlier solo ticket is pending), so every call to :meth:`AdmissionPolicy.admit`
+earlier ticket is pending), so every call to :meth:`AdmissionPolicy.admit`
 with an empty flight admits at least one ticket until all have started.
+
+Deciding is incremental: :meth:`AdmissionPolicy.admit` looks only at the head
+of the queue, so it costs one step per ticket it admits plus one, however many
+tickets wait.
 """
 
 from __future__ import annotations
@@ -42,8 +55,7 @@ class Ticket:
     :param index: position in collection order; unique within a policy.
     :param concurrent: whether the test may overlap with other concurrent tests.
     :param slots: shared resources the test needs, each with the value it needs
-        the resource to hold (see the module docstring, rule 4); values are
-        compared with ``==``.
+        the resource to hold (see the module docstring, rule 4).
 
     Tickets compare by identity: two tickets are the same only if they are
     the same object.
@@ -108,27 +120,21 @@ class AdmissionPolicy:
         if self._stopped or self._solo_running:
             return []
         admitted: list[Ticket] = []
-        # Tickets passed over because a slot disagrees; they keep their place.
-        passed_over: list[Ticket] = []
         waiting = self._waiting
         while waiting and len(self._in_flight) < self._max_in_flight:
             ticket = waiting[0]
             if not ticket.concurrent:
-                # Everything after a pending solo ticket waits for it, and it
-                # waits for everything before it.
-                if not self._in_flight and not passed_over:
+                if not self._in_flight:
                     waiting.popleft()
                     self._start(ticket)
                     self._solo_running = True
                     admitted.append(ticket)
                 break
+            if not self._slots_agree(ticket):
+                break
             waiting.popleft()
-            if self._slots_agree(ticket):
-                self._start(ticket)
-                admitted.append(ticket)
-            else:
-                passed_over.append(ticket)
-        waiting.extendleft(reversed(passed_over))
+            self._start(ticket)
+            admitted.append(ticket)
         return admitted
 
     def finish(self, ticket: Ticket) -> None:

@@ -1,0 +1,72 @@
+"""Every use of pytest's private internals, and nothing else.
+
+pytest keeps per-test state in objects that exist once per session: a
+``FixtureDef`` holds one cached value and one finalizer list, ``SetupState`` is
+one stack of nodes, the capture manager and the logging plugin each hold one
+set of per-phase handlers, the warnings plugin opens one ``catch_warnings``
+block per test and the assertion rewriter calls module-level hooks. This
+package bends each of them just enough for several tests to be in flight at
+once. No other module of the plugin imports ``_pytest`` or reads pytest's
+underscore attributes, so a pytest upgrade that moves these internals
+touches this package alone (``tests/test_pytest_canaries.py`` names the
+internals it relies on, one test each).
+
+* :mod:`.fixtures`: per-test and per-scope-node copies of ``FixtureDef``
+  (``_fixtureinfo``, ``_initrequest``, ``callspec._arg2scope``).
+* :mod:`.async_fixtures`: ``async def`` fixtures through ``pytest_fixture_setup``'s
+  own call path and ``FixtureDef.cached_result``.
+* :mod:`.owners`: wider-scoped fixtures set up and torn down in an owner
+  task of their own (``FixtureDef._finalizers``, ``call_fixture_func``).
+* :mod:`.setupstate`: a ``SetupState`` (``session._setupstate``) that holds
+  several branches of the collection tree, each node torn down where pytest
+  would tear it down.
+* :mod:`.capture`: the capture manager's ``item_capture``, routed by context.
+* :mod:`.logs`: the logging plugin's ``_runtest_for``, routed by context.
+* :mod:`.warning_capture`: one ``catch_warnings_for_item`` block per
+  concurrent phase, warnings reported per test.
+* :mod:`.assertion`: the assertion rewriter's ``_reprcompare`` and
+  ``_assertion_pass`` hooks, dispatched to the running test.
+* :mod:`.phase`: enters the four routings above for a concurrent phase.
+* :mod:`.protocol`: pytest's ``runtestprotocol`` (``call_and_report``) for a
+  concurrent item, and the call of an ``async def`` test body.
+* :mod:`.patching`: shadows a method on one plugin object for a block.
+
+Each module's docstring names the internals it bends and where pytest 8.2
+and 9.x differ.
+"""
+
+from .async_fixtures import is_async_fixture as is_async_fixture
+from .async_fixtures import setup_async_fixture as setup_async_fixture
+from .fixtures import FixtureDef as FixtureDef
+from .fixtures import FixtureInstances as FixtureInstances
+from .fixtures import SubRequest as SubRequest
+from .fixtures import fixture_functions as fixture_functions
+from .fixtures import instance_slots as instance_slots
+from .fixtures import requesting_item as requesting_item
+from .owners import is_shared_request as is_shared_request
+from .owners import setup_in_owner as setup_in_owner
+from .phase import route_phase_capture as route_phase_capture
+from .protocol import call_async_test as call_async_test
+from .protocol import is_plain_test_function as is_plain_test_function
+from .protocol import run_protocol as run_protocol
+from .setupstate import ConcurrentSetupState as ConcurrentSetupState
+from .setupstate import install_setup_state as install_setup_state
+
+__all__ = [
+    "ConcurrentSetupState",
+    "FixtureDef",
+    "FixtureInstances",
+    "SubRequest",
+    "call_async_test",
+    "fixture_functions",
+    "install_setup_state",
+    "instance_slots",
+    "is_async_fixture",
+    "is_plain_test_function",
+    "is_shared_request",
+    "requesting_item",
+    "route_phase_capture",
+    "run_protocol",
+    "setup_async_fixture",
+    "setup_in_owner",
+]

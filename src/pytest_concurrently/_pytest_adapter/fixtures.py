@@ -1,0 +1,354 @@
+"""One ``FixtureDef`` copy per test, and per scope node.
+
+pytest keeps a fixture's value in its ``FixtureDef``: ``cached_result`` holds
+one value and ``_finalizers`` one list of teardowns. pytest gets away with
+that because one test runs at a time. This module gives each concurrent test
+its own copies, through the item's ``_fixtureinfo.name2fixturedefs`` map and
+``_initrequest()``, and reads the scopes of parametrized arguments from
+``callspec._arg2scope``.
+
+pytest versions: pytest 8's ``TopRequest`` copies the name -> definitions map
+it is given (see :meth:`_ItemFixtureDefs.copy`); pytest 9 uses it as is.
+pytest 9's ``get_scope_package`` finds a package-scoped fixture's package by
+the fixture's node, 8.2's by its base id; :func:`_scope_node` leaves that to
+it. pytest 8.2 compares cache keys with ``is``, 9 with ``==``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
+
+import pytest
+from _pytest.fixtures import (
+    FixtureDef,
+    FuncFixtureInfo,
+    SubRequest,
+    get_scope_node,
+    get_scope_package,
+)
+from _pytest.nodes import Node
+from _pytest.scope import Scope
+
+from .. import bridge
+from .setupstate import NodeSegment, node_segments
+
+__all__ = [
+    "AnyFixtureDef",
+    "FixtureDef",
+    "FixtureInstances",
+    "SubRequest",
+    "fixture_functions",
+    "instance_slots",
+    "mark_pending_setup",
+    "requesting_item",
+    "wait_for_pending_setup",
+]
+
+#: A fixture definition of any value type.
+AnyFixtureDef = FixtureDef[Any]
+
+
+class FixtureInstances:
+    """Which ``FixtureDef`` copy serves which test.
+
+    A ``FixtureDef`` caches one value; pytest gets away with that because one
+    test runs at a time and wider-scoped values are torn down when the next
+    test leaves their scope. Here each item gets fresh copies of the
+    definitions it uses at function scope, and each (definition, scope node)
+    pair one shared copy, so a module-scoped fixture from a conftest has one
+    instance per module even when tests of two modules overlap.
+    """
+
+    def __init__(self) -> None:
+        self._shared: dict[tuple[AnyFixtureDef, Node], AnyFixtureDef] = {}
+        self._executing: dict[AnyFixtureDef, asyncio.Event] = {}
+
+    def isolate(self, item: pytest.Item) -> None:
+        """Point ``item`` at its own fixture definitions. Call once, before the
+        item is set up. Test functions and doctests have pytest fixtures; other
+        items are left alone."""
+        info: FuncFixtureInfo | None = getattr(item, "_fixtureinfo", None)
+        if info is None or not hasattr(item, "_initrequest"):
+            return
+        per_item = _ItemFixtureDefs(self, item)
+        for name, definitions in info.name2fixturedefs.items():
+            per_item[name] = per_item.copies_for(name, definitions)
+        with_fixtures = cast(Any, item)
+        with_fixtures._fixtureinfo = FuncFixtureInfo(
+            argnames=info.argnames,
+            initialnames=info.initialnames,
+            names_closure=info.names_closure,
+            name2fixturedefs=per_item,
+        )
+        with_fixtures._initrequest()
+
+    def _copy(self, item: pytest.Item, name: str, definition: AnyFixtureDef) -> AnyFixtureDef:
+        scope = _effective_scope(item, name, definition)
+        if scope is Scope.Function:
+            return _fresh_copy(definition)
+        node = _scope_node(item, scope, definition)
+        if node is item:
+            # A class-scoped fixture used outside a class lives as long as the item.
+            return _fresh_copy(definition)
+        key = (definition, node)
+        shared = self._shared.get(key)
+        if shared is None:
+            shared = _fresh_copy(definition)
+            shared.__dict__["execute"] = self._one_at_a_time(shared)
+            self._shared[key] = shared
+        return shared
+
+    def _one_at_a_time(self, definition: AnyFixtureDef) -> Callable[..., Any]:
+        execute = FixtureDef.execute.__get__(definition)
+
+        def execute_one_at_a_time(request: SubRequest) -> Any:
+            if not bridge.in_bridged_code():
+                return execute(request)
+            while (busy := self._executing.get(definition)) is not None:
+                bridge.wait_for(busy.wait())
+            wait_for_pending_setup(definition)
+            done = asyncio.Event()
+            self._executing[definition] = done
+            try:
+                return execute(request)
+            finally:
+                del self._executing[definition]
+                done.set()
+
+        return execute_one_at_a_time
+
+
+class _ParamValue:
+    """A parameter value that compares by identity, then by ``==``; values
+    whose ``==`` raises (numpy arrays, say) are different unless identical."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _ParamValue):
+            return NotImplemented
+        if self.value is other.value:
+            return True
+        try:
+            return bool(self.value == other.value)
+        except Exception:
+            # Values that cannot be compared are different values.
+            return False
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"_ParamValue({self.value!r})"
+
+
+class _ItemFixtureDefs(dict[str, Sequence[AnyFixtureDef]]):
+    """An item's name -> definitions map, which also copies the definitions
+    of fixtures the item requests dynamically (``request.getfixturevalue``)."""
+
+    def __init__(self, instances: FixtureInstances, item: pytest.Item) -> None:
+        super().__init__()
+        self._instances = instances
+        self._item = item
+
+    def copies_for(
+        self, name: str, definitions: Sequence[AnyFixtureDef]
+    ) -> tuple[AnyFixtureDef, ...]:
+        return tuple(self._instances._copy(self._item, name, d) for d in definitions)
+
+    def copy(self) -> _ItemFixtureDefs:
+        # pytest 8's TopRequest copies the map it is given; the copy must
+        # keep copying dynamically requested definitions.
+        duplicate = _ItemFixtureDefs(self._instances, self._item)
+        duplicate.update(self)
+        return duplicate
+
+    def get(self, name: str, default: Any = None) -> Any:
+        found = super().get(name)
+        if found is not None:
+            return found
+        definitions = self._item.session._fixturemanager.getfixturedefs(name, self._item)
+        if definitions is None:
+            return default
+        copies = self.copies_for(name, definitions)
+        self[name] = copies
+        return copies
+
+
+def _fresh_copy(definition: AnyFixtureDef) -> AnyFixtureDef:
+    clone = object.__new__(type(definition))
+    clone.__dict__.update(definition.__dict__)
+    clone.__dict__.pop("execute", None)
+    clone.cached_result = None
+    clone.__dict__["_finalizers"] = []
+    return clone
+
+
+def _effective_scope(item: pytest.Item, name: str, definition: AnyFixtureDef) -> Scope:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and name in callspec.params:
+        return callspec._arg2scope[name]  # type: ignore[no-any-return]
+    return definition._scope
+
+
+def _scope_node(item: pytest.Item, scope: Scope, definition: AnyFixtureDef | None) -> Node:
+    """The node a value of ``scope`` is cached on, as ``SubRequest.node``
+    computes it."""
+    node: Node | None
+    if scope is Scope.Package and definition is not None:
+        node = get_scope_package(item, definition)
+    else:
+        node = get_scope_node(item, scope)
+    return node if node is not None else item
+
+
+def instance_slots(items: Sequence[pytest.Item]) -> list[dict[object, object]]:
+    """For each item, the shared things it needs a particular life of.
+
+    pytest runs tests in collection order and keeps one instance per shared
+    fixture copy (definition and scope node) at a time: it tears the
+    instance down and makes a new one when a test asks for another parameter
+    (``params=`` or an indirect override), when an instance it depends on
+    changes, or when the scope node is torn down between two runs of its
+    items. Walking the items in collection order, this numbers the lives of
+    every copy and node the way pytest would; tests that need different
+    lives of one copy must never overlap (see rule 4 of
+    :mod:`..scheduling`). Copies and nodes with one life get no slot.
+    """
+    segments = node_segments(items)
+    per_item: list[dict[tuple[object, ...], object]] = []
+    for item in items:
+        identities: dict[tuple[object, ...], object] = {}
+        for segment in segments[item].within:
+            identities[("node", segment.node)] = segment.index
+        per_item.append(identities)
+        if isinstance(item, pytest.Function) and hasattr(item, "_fixtureinfo"):
+            _FixtureLives(item, segments[item].within, identities).walk()
+    # Number the lives: a copy's life changes when its identity differs
+    # from that of the previous item that used the copy.
+    last: dict[tuple[object, ...], tuple[object, int]] = {}
+    changed: set[tuple[object, ...]] = set()
+    numbered: list[dict[object, object]] = []
+    for identities in per_item:
+        lives: dict[object, object] = {}
+        for key, identity in identities.items():
+            previous = last.get(key)
+            if previous is None:
+                life = 0
+            elif _same(previous[0], identity):
+                life = previous[1]
+            else:
+                life = previous[1] + 1
+                changed.add(key)
+            last[key] = (identity, life)
+            lives[key] = life
+        numbered.append(lives)
+    return [{key: life for key, life in lives.items() if key in changed} for lives in numbered]
+
+
+def _same(a: object, b: object) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:
+        # Values that cannot be compared (numpy arrays) are different values,
+        # as pytest's cache falls back to identity for them.
+        return False
+
+
+class _FixtureLives:
+    """The identity of every shared fixture copy one item uses statically:
+    (node segment, cache key, identities of its dependencies)."""
+
+    def __init__(
+        self,
+        item: pytest.Function,
+        segments: Sequence[NodeSegment],
+        out: dict[tuple[object, ...], object],
+    ) -> None:
+        self._item = item
+        self._definitions = item._fixtureinfo.name2fixturedefs
+        self._callspec = getattr(item, "callspec", None)
+        self._segment_index = {segment.node: segment.index for segment in segments}
+        self._out = out
+        self._memo: dict[tuple[str, int], object] = {}
+
+    def walk(self) -> None:
+        for name in self._item._fixtureinfo.names_closure:
+            definitions = self._definitions.get(name)
+            if definitions:
+                self._identity(name, len(definitions) - 1)
+
+    def _identity(self, name: str, level: int) -> object:
+        memo_key = (name, level)
+        if memo_key in self._memo:
+            return self._memo[memo_key]
+        self._memo[memo_key] = None  # a cycle is pytest's error to report
+        definition = self._definitions[name][level]
+        callspec = self._callspec
+        if callspec is not None and name in callspec.params:
+            scope = callspec._arg2scope[name]
+            cache_key: object = _ParamValue(callspec.params[name])
+        else:
+            scope = definition._scope
+            cache_key = None
+        dependencies = []
+        for argname in definition.argnames:
+            if argname == name:
+                if level > 0:
+                    dependencies.append(self._identity(name, level - 1))
+                continue
+            found = self._definitions.get(argname)
+            if found:
+                dependencies.append(self._identity(argname, len(found) - 1))
+        if scope is Scope.Function:
+            identity: object = ("function", tuple(dependencies))
+        else:
+            node = _scope_node(self._item, scope, definition)
+            if node is self._item:
+                identity = ("function", tuple(dependencies))
+            else:
+                identity = (self._segment_index.get(node, 0), cache_key, tuple(dependencies))
+                self._out[("fixture", definition, node)] = identity
+        self._memo[memo_key] = identity
+        return identity
+
+
+# Set on a definition while an owner sets an instance up; the event is set
+# when the setup has ended, whether or not the test that asked still waits.
+_PENDING_SETUP = "_pytest_concurrently_pending_setup"
+
+
+def mark_pending_setup(definition: AnyFixtureDef, done: asyncio.Event) -> None:
+    """Record that an owner is setting ``definition`` up until ``done`` is set."""
+    definition.__dict__[_PENDING_SETUP] = done
+
+
+def wait_for_pending_setup(definition: AnyFixtureDef) -> None:
+    """Wait until no owner is setting ``definition`` up (the test that asked
+    for it first may have stopped waiting for the owner)."""
+    while (pending := definition.__dict__.get(_PENDING_SETUP)) is not None:
+        if pending.is_set():
+            definition.__dict__.pop(_PENDING_SETUP, None)
+            return
+        bridge.wait_for(pending.wait())
+
+
+def fixture_functions(item: pytest.Item) -> Iterator[tuple[str, Callable[..., Any]]]:
+    """The names and functions of the fixtures ``item`` requests statically."""
+    info: FuncFixtureInfo | None = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return
+    for name, definitions in info.name2fixturedefs.items():
+        for definition in definitions:
+            yield name, definition.func
+
+
+def requesting_item(request: pytest.FixtureRequest) -> pytest.Item:
+    """The test a fixture request was made for."""
+    return request._pyfuncitem

@@ -1,0 +1,112 @@
+"""Shared fixtures set up and torn down by an owner task of their own.
+
+A fixture wider than function scope is set up by pytest in whichever test
+asks for it first and torn down in whichever test's teardown ends its scope.
+Here both happen in an :class:`..ownership.OwnerTask` made for the instance:
+``pytest_fixture_setup`` hands the fixture function to the owner and waits,
+and the first finalizer the instance runs (pytest pops finalizers last in,
+first out, and this one is registered last) hands every remaining finalizer
+of the instance (the fixture's own teardown, ``request.addfinalizer``
+callbacks, ``pytest_fixture_post_finalizer``) to the same owner.
+Finalizers of dependent fixtures are registered after it, so they still run
+first, each in its own owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from _pytest.fixtures import SubRequest, call_fixture_func, resolve_fixture_function
+
+from .. import bridge
+from ..ownership import OwnerTask
+from .async_fixtures import HANDLED, cache_outcome, is_async_fixture, synchronous_fixture_function
+from .fixtures import AnyFixtureDef, mark_pending_setup
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["is_shared_request", "setup_in_owner"]
+
+
+def is_shared_request(request: SubRequest) -> bool:
+    """Whether the fixture is requested at a scope wider than the test: its
+    value is cached on a collector (a class-scoped fixture used outside a
+    class lives on the test itself)."""
+    return request.node is not request._pyfuncitem
+
+
+def setup_in_owner(
+    definition: AnyFixtureDef, request: SubRequest, context: contextvars.Context
+) -> object:
+    """pytest's ``pytest_fixture_setup`` for ``definition``, with the fixture
+    function (sync or ``async def``) run in a new owner task started from
+    ``context``."""
+    kwargs = {name: request.getfixturevalue(name) for name in definition.argnames}
+    func = resolve_fixture_function(definition, request)
+    if is_async_fixture(definition):
+        func = synchronous_fixture_function(func)
+    owner = OwnerTask(
+        f"pytest-concurrently: owner of fixture {definition.argname!r} of {request.node.nodeid}",
+        context,
+    )
+    pending = asyncio.Event()
+    mark_pending_setup(definition, pending)
+    result = bridge.wait_for(owner.run(_set_up, definition, owner, func, request, kwargs, pending))
+    return HANDLED if result is None else result
+
+
+def _set_up(
+    definition: AnyFixtureDef,
+    owner: OwnerTask,
+    func: Callable[..., Any],
+    request: SubRequest,
+    kwargs: dict[str, Any],
+    pending: asyncio.Event,
+) -> Any:
+    cache_key = definition.cache_key(request)
+    try:
+        result = call_fixture_func(func, request, kwargs)
+    except BaseException as exc:
+        if isinstance(exc, pytest.skip.Exception):
+            # Report the skip at the test, not inside the fixture.
+            exc._use_item_location = True
+        # Failed or interrupted: every user gets the same exception.
+        cache_outcome(definition, cache_key, None, exc)
+        raise
+    else:
+        cache_outcome(definition, cache_key, result, None)
+        return result
+    finally:
+        definition.addfinalizer(functools.partial(_tear_down, definition, owner))
+        pending.set()
+
+
+def _tear_down(definition: AnyFixtureDef, owner: OwnerTask) -> None:
+    remaining = list(definition._finalizers)
+    definition._finalizers.clear()
+    try:
+        if remaining:
+            bridge.wait_for(owner.run(_run_finalizers, remaining))
+    finally:
+        owner.close()
+
+
+def _run_finalizers(finalizers: list[Callable[[], object]]) -> None:
+    exceptions: list[BaseException] = []
+    while finalizers:
+        finalizer = finalizers.pop()
+        try:
+            finalizer()
+        except BaseException as exc:
+            exceptions.append(exc)
+    if len(exceptions) == 1:
+        raise exceptions[0]
+    if exceptions:
+        raise BaseExceptionGroup("errors while tearing down a fixture", exceptions[::-1])

@@ -1,0 +1,100 @@
+"""The per-test protocol of a concurrent item, and the call of its body.
+
+pytest runs a test through ``runtestprotocol``: ``call_and_report`` for the
+setup, call and teardown phases, ``show_test_item`` for ``--setup-show``, and
+afterwards it lets the fixture values go by setting the item's ``_request`` to
+False and its ``funcargs`` to None. :func:`run_protocol` does the same for a
+concurrent item, with one warnings block for the whole phase instead of one
+per test (see :mod:`.warning_capture`). :func:`call_async_test` calls an
+``async def`` test body with the arguments named in ``_fixtureinfo``, as
+``pytest_pyfunc_call`` does.
+
+pytest versions: pytest 8.4 added ``show_test_item``'s ``add_space``
+argument; ``call_and_report(item, when, log, **kwds)`` is the same from 8.2
+to 9.x.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+from _pytest.runner import call_and_report, show_test_item
+from _pytest.unittest import TestCaseFunction
+
+from .. import bridge, routing
+from .warning_capture import forget_warned_locations, report_warnings
+
+__all__ = ["call_async_test", "is_plain_test_function", "run_protocol"]
+
+
+def run_protocol(item: pytest.Item, entering_teardown: Callable[[], object]) -> None:
+    """pytest's ``runtestprotocol`` for one concurrent item, with its
+    ``pytest_runtest_logstart`` and ``pytest_runtest_logfinish``.
+
+    :param entering_teardown: called between the call and the teardown phase;
+        the runner stops counting the test as cancellable there, so an
+        interrupted session still tears every fixture down.
+    """
+    ihook = item.ihook
+    # pytest opens a catch_warnings block per test, which forgets which
+    # locations already warned ("default" shows a warning once per location);
+    # one block spans the concurrent phase here, so forget them per test.
+    forget_warned_locations()
+    with routing.capturing_warnings() as warnings_issued:
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        try:
+            _setup_and_call(item)
+        finally:
+            entering_teardown()
+            try:
+                call_and_report(item, "teardown", log=True, nextitem=None)
+            finally:
+                # As runtestprotocol: let the fixture values go.
+                if hasattr(item, "_request"):
+                    with_request = cast(Any, item)
+                    with_request._request = False
+                    with_request.funcargs = None
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    report_warnings(item, warnings_issued)
+
+
+def _setup_and_call(item: pytest.Item) -> None:
+    if hasattr(item, "_request") and not item._request:
+        # Only when an item runs twice (pytest-rerunfailures does that).
+        cast(Any, item)._initrequest()
+    report = call_and_report(item, "setup", log=True)
+    if not report.passed:
+        return
+    setup_only = item.config.getoption("setuponly", False)
+    if item.config.getoption("setupshow", False):
+        _show_test_item(item, setup_only=setup_only)
+    if not setup_only:
+        call_and_report(item, "call", log=True)
+
+
+def _show_test_item(item: pytest.Item, *, setup_only: bool) -> None:
+    # pytest 8.4 added the add_space argument.
+    show: Callable[..., None] = show_test_item
+    if "add_space" in inspect.signature(show).parameters:
+        show(item, add_space=not setup_only)
+    else:
+        show(item)
+
+
+def call_async_test(item: pytest.Function) -> None:
+    """Run an ``async def`` test function's body through the bridge."""
+    __tracebackhide__ = True
+    funcargs = item.funcargs
+    arguments = {name: funcargs[name] for name in item._fixtureinfo.argnames}
+    result = item.obj(**arguments)
+    if inspect.isawaitable(result):
+        bridge.wait_for(result)
+
+
+def is_plain_test_function(item: pytest.Item) -> bool:
+    """Whether ``item`` is a test function whose body pytest calls through
+    ``pytest_pyfunc_call`` (not a ``unittest`` test case)."""
+    return isinstance(item, pytest.Function) and not isinstance(item, TestCaseFunction)

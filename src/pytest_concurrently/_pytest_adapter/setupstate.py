@@ -1,0 +1,208 @@
+"""``SetupState``: which collectors are set up, and when they are torn down.
+
+pytest keeps one stack of nodes from the session down to the running item,
+and in each test's teardown pops the nodes the next test does not share
+(``teardown_exact(nextitem)``). A node therefore lives for a *segment*: a run
+of consecutive items, in collection order, under that node; pytest sets it up
+in the segment's first test and tears it down in the teardown of the
+segment's last test, where the errors of its finalizers are reported.
+
+:class:`ConcurrentSetupState` keeps exactly those segments with several
+items in flight: the stack becomes a forest, a node is set up by the first
+test of its segment that needs it, and the segment's last test (in
+collection order), in its own teardown, waits until every other test of the
+segment has finished its teardown and then tears the node down. The
+admission policy starts tests in collection order, so that last test never
+waits for a test that has not started.
+
+pytest versions: from 8.3 the setup error in the stack is
+``(exception, traceback)``, in 8.2 the exception alone; this class writes and
+reads the 8.3 form itself, since it overrides both ``setup`` and
+``teardown_exact``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+from _pytest.nodes import Node
+from _pytest.outcomes import TEST_OUTCOME
+from _pytest.runner import SetupState
+
+from .. import bridge
+from ..current import running_test
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["ConcurrentSetupState", "NodeSegment", "install_setup_state", "node_segments"]
+
+
+@dataclass(eq=False)
+class NodeSegment:
+    """One life of a collector: the consecutive items that share it.
+
+    :param node: the collector.
+    :param index: how many lives of ``node`` came before this one.
+    :param last: the segment's last item, which tears the node down.
+    """
+
+    node: Node
+    index: int
+    last: pytest.Item | None = None
+    others_left: int = 0
+    others_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class _ItemSegments:
+    within: list[NodeSegment] = field(default_factory=list)
+    closes: list[NodeSegment] = field(default_factory=list)
+
+
+def node_segments(items: Sequence[pytest.Item]) -> dict[pytest.Item, _ItemSegments]:
+    """For each item, the node segments it belongs to and those it ends
+    (innermost first), following pytest's ``teardown_exact(nextitem)``."""
+    result: dict[pytest.Item, _ItemSegments] = {}
+    open_segments: dict[Node, NodeSegment] = {}
+    lives: dict[Node, int] = {}
+    chains = [item.listchain()[:-1] for item in items]
+    for position, item in enumerate(items):
+        chain = chains[position]
+        next_chain = set(chains[position + 1]) if position + 1 < len(items) else set()
+        segments = result.setdefault(item, _ItemSegments())
+        for node in chain:
+            segment = open_segments.get(node)
+            if segment is None:
+                segment = NodeSegment(node, lives.get(node, 0))
+                lives[node] = segment.index + 1
+                open_segments[node] = segment
+            segments.within.append(segment)
+        for node in reversed(chain):
+            if node not in next_chain:
+                segment = open_segments.pop(node)
+                segment.last = item
+                segments.closes.append(segment)
+    for item, segments in result.items():
+        for segment in segments.within:
+            if segment.last is not item:
+                segment.others_left += 1
+    return result
+
+
+class ConcurrentSetupState(SetupState):
+    """A ``SetupState`` that holds several items at once.
+
+    ``stack`` keeps pytest's shape (node -> finalizers, setup error) but may
+    hold several branches of the collection tree. Whatever is still set up
+    when the session ends (after ``-x``, say) is torn down by
+    ``teardown_exact(None)`` outside any test, as in pytest.
+    """
+
+    def __init__(self, items: Sequence[pytest.Item]) -> None:
+        super().__init__()
+        self._segments = node_segments(items)
+        self._finished: set[pytest.Item] = set()
+
+    def segments(self, item: pytest.Item) -> list[NodeSegment]:
+        """The node segments ``item`` belongs to, outermost first."""
+        found = self._segments.get(item)
+        return found.within if found is not None else []
+
+    def setup(self, item: pytest.Item) -> None:
+        """Set up the collectors ``item`` needs that are not set up yet, then
+        the item itself."""
+        for node in item.listchain():
+            entry = self.stack.get(node)
+            if entry is not None:
+                if entry[1] is not None:
+                    raise entry[1][0].with_traceback(entry[1][1])
+                continue
+            self.stack[node] = ([node.teardown], None)
+            try:
+                node.setup()
+            except TEST_OUTCOME as exc:
+                self.stack[node] = (self.stack[node][0], (exc, exc.__traceback__))
+                raise
+
+    def teardown_exact(self, nextitem: pytest.Item | None) -> None:
+        """Tear down the running item, then the collectors whose segment it
+        ends, each after the segment's other items have finished; outside
+        any item, tear down everything still set up."""
+        del nextitem  # the segments were computed from the collection order
+        current = running_test.get()
+        if current is None:
+            self._finalize_all(list(reversed(self.stack)))
+            return
+        item = current.item
+        exceptions: list[BaseException] = []
+        try:
+            exceptions.extend(self._finalize(item))
+            found = self._segments.get(item)
+            for segment in found.closes if found is not None else ():
+                if segment.others_left and bridge.in_bridged_code():
+                    bridge.wait_for(segment.others_done.wait())
+                exceptions.extend(self._finalize(segment.node))
+        finally:
+            self.item_finished(item)
+            # pytest sets PYTEST_CURRENT_TEST before this call and deletes it
+            # after; a test that finished meanwhile has deleted it already.
+            os.environ.setdefault("PYTEST_CURRENT_TEST", f"{item.nodeid} (teardown)")
+        _raise_collected(exceptions, "errors during test teardown")
+
+    def item_finished(self, item: pytest.Item) -> None:
+        """Count ``item`` as done with every segment it belongs to. Called at
+        the end of its teardown, and again (harmlessly) when its protocol
+        ends, in case a plugin's protocol skipped the teardown."""
+        if item in self._finished:
+            return
+        self._finished.add(item)
+        found = self._segments.get(item)
+        for segment in found.within if found is not None else ():
+            if segment.last is not item:
+                segment.others_left -= 1
+                if segment.others_left == 0:
+                    segment.others_done.set()
+
+    def _finalize_all(self, nodes: list[Node]) -> None:
+        exceptions: list[BaseException] = []
+        for node in nodes:
+            exceptions.extend(self._finalize(node))
+        _raise_collected(exceptions, "errors during test teardown")
+
+    def _finalize(self, node: Node) -> list[BaseException]:
+        entry = self.stack.pop(node, None)
+        if entry is None:
+            return []
+        finalizers = entry[0]
+        exceptions: list[BaseException] = []
+        while finalizers:
+            finalizer = finalizers.pop()
+            try:
+                finalizer()
+            except TEST_OUTCOME as exc:
+                exceptions.append(exc)
+        if len(exceptions) > 1:
+            return [BaseExceptionGroup(f"errors while tearing down {node!r}", exceptions[::-1])]
+        return exceptions
+
+
+def _raise_collected(exceptions: list[BaseException], message: str) -> None:
+    if len(exceptions) == 1:
+        raise exceptions[0]
+    if exceptions:
+        raise BaseExceptionGroup(message, exceptions[::-1])
+
+
+def install_setup_state(
+    session: pytest.Session, items: Sequence[pytest.Item]
+) -> ConcurrentSetupState:
+    """Replace the session's ``SetupState`` with a :class:`ConcurrentSetupState`."""
+    state = ConcurrentSetupState(items)
+    session._setupstate = state
+    return state
