@@ -85,12 +85,8 @@ class FixtureInstances:
         with_fixtures._initrequest()
 
     def _copy(self, item: pytest.Item, name: str, definition: AnyFixtureDef) -> AnyFixtureDef:
-        scope = _effective_scope(item, name, definition)
-        if scope is Scope.Function:
-            return _fresh_copy(definition)
-        node = _scope_node(item, scope, definition)
+        node = copy_node(item, name, definition)
         if node is item:
-            # A class-scoped fixture used outside a class lives as long as the item.
             return _fresh_copy(definition)
         key = (definition, node)
         shared = self._shared.get(key)
@@ -195,6 +191,24 @@ def _effective_scope(item: pytest.Item, name: str, definition: AnyFixtureDef) ->
     return definition._scope
 
 
+def copy_node(item: pytest.Item, name: str, definition: AnyFixtureDef) -> Node:
+    """The node whose copy of ``definition`` serves ``item``: ``item`` itself
+    for a value that lives as long as the test, else a collector.
+
+    pytest keeps one ``FixtureDef`` per definition, so within one scope node
+    every user of a definition shares its one cached value, whatever scope a
+    parametrization gives the request: a module fixture overridden in a class
+    and requested there with an indirect parameter is torn down and set up
+    again, and so is its copy here. The copy therefore lives on the node of
+    the wider of the definition's scope and the request's.
+    """
+    scope = max(definition._scope, _effective_scope(item, name, definition))
+    if scope is Scope.Function:
+        return item
+    # A class-scoped fixture used outside a class lives as long as the item.
+    return _scope_node(item, scope, definition)
+
+
 def _scope_node(item: pytest.Item, scope: Scope, definition: AnyFixtureDef | None) -> Node:
     """The node a value of ``scope`` is cached on, as ``SubRequest.node``
     computes it."""
@@ -292,10 +306,8 @@ class _FixtureLives:
         definition = self._definitions[name][level]
         callspec = self._callspec
         if callspec is not None and name in callspec.params:
-            scope = callspec._arg2scope[name]
             cache_key: object = _ParamValue(callspec.params[name])
         else:
-            scope = definition._scope
             cache_key = None
         dependencies = []
         for argname in definition.argnames:
@@ -306,15 +318,12 @@ class _FixtureLives:
             found = self._definitions.get(argname)
             if found:
                 dependencies.append(self._identity(argname, len(found) - 1))
-        if scope is Scope.Function:
+        node = copy_node(self._item, name, definition)
+        if node is self._item:
             identity: object = ("function", tuple(dependencies))
         else:
-            node = _scope_node(self._item, scope, definition)
-            if node is self._item:
-                identity = ("function", tuple(dependencies))
-            else:
-                identity = (self._segment_index.get(node, 0), cache_key, tuple(dependencies))
-                self._out[("fixture", definition, node)] = identity
+            identity = (self._segment_index.get(node, 0), cache_key, tuple(dependencies))
+            self._out[("fixture", definition, node)] = identity
         self._memo[memo_key] = identity
         return identity
 
