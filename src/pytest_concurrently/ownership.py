@@ -111,14 +111,18 @@ class OwnerTask:
             tokens = [variable.set(value) for variable, value in carried]
             try:
                 result = await bridge.run_sync(function, *args)
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                # The owner itself is cancelled (the session is ending) or
+                # the process is interrupted: no more jobs.
+                self._closed = True
+                if not done.done():
+                    done.cancel()
+                raise
             except BaseException as exc:
+                # Failures, and pytest's outcomes (a skip in a teardown),
+                # belong to the job; the owner goes on serving.
                 if not done.done():
                     done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    # Cancellation of the owner itself, or an interruption:
-                    # the owner stops taking jobs.
-                    self._closed = True
-                    raise
             else:
                 if not done.done():
                     done.set_result(result)

@@ -135,7 +135,9 @@ class ConcurrentSession:
 
     def run(self) -> None:
         """Run every item the policy admits, until all ran or the session stops."""
-        self._setup_state = adapter.install_setup_state(self._session, self._items)
+        self._setup_state = adapter.install_setup_state(
+            self._session, self._items, self._fixtures.release
+        )
         # The collected tree lives for the whole run; keeping the collector
         # from walking it again and again saves more than the tests' own
         # bookkeeping costs.

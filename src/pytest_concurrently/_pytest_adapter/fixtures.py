@@ -64,6 +64,10 @@ class FixtureInstances:
     def __init__(self) -> None:
         self._shared: dict[tuple[AnyFixtureDef, Node], AnyFixtureDef] = {}
         self._executing: dict[AnyFixtureDef, asyncio.Event] = {}
+        # The tests that received the cached value of each shared copy, and
+        # an event set when they are all done with it.
+        self._holders: dict[AnyFixtureDef, tuple[set[pytest.Item], asyncio.Event]] = {}
+        self._held_by: dict[pytest.Item, list[AnyFixtureDef]] = {}
 
     def isolate(self, item: pytest.Item) -> None:
         """Point ``item`` at its own fixture definitions. Call once, before the
@@ -96,24 +100,69 @@ class FixtureInstances:
             self._shared[key] = shared
         return shared
 
+    def release(self, item: pytest.Item) -> None:
+        """Record that ``item`` is done with the shared instances it received
+        (its own fixtures are torn down); a test waiting to replace one of
+        them may go on once its other holders are done too."""
+        for definition in self._held_by.pop(item, ()):
+            holders = self._holders.get(definition)
+            if holders is None:
+                continue
+            holders[0].discard(item)
+            if not holders[0]:
+                holders[1].set()
+
     def _one_at_a_time(self, definition: AnyFixtureDef) -> Callable[..., Any]:
         execute = FixtureDef.execute.__get__(definition)
 
         def execute_one_at_a_time(request: SubRequest) -> Any:
             if not bridge.in_bridged_code():
                 return execute(request)
-            while (busy := self._executing.get(definition)) is not None:
-                bridge.wait_for(busy.wait())
-            wait_for_pending_setup(definition)
+            item = request._pyfuncitem
+            while True:
+                while (busy := self._executing.get(definition)) is not None:
+                    bridge.wait_for(busy.wait())
+                wait_for_pending_setup(definition)
+                released = self._other_holders_of_replaced_value(definition, request, item)
+                if released is None:
+                    break
+                bridge.wait_for(released.wait())
             done = asyncio.Event()
             self._executing[definition] = done
             try:
                 return execute(request)
             finally:
+                self._hold(definition, item)
                 del self._executing[definition]
                 done.set()
 
         return execute_one_at_a_time
+
+    def _other_holders_of_replaced_value(
+        self, definition: AnyFixtureDef, request: SubRequest, item: pytest.Item
+    ) -> asyncio.Event | None:
+        """When ``request`` needs another value than the one cached, and tests
+        other than ``item`` still hold the cached one, an event set when they
+        are done with it.
+
+        The scheduler keeps tests that need different values apart when it
+        can see them coming; a value asked for with
+        ``request.getfixturevalue`` is seen only here.
+        """
+        cached = definition.cached_result
+        if cached is None or _same(cached[1], definition.cache_key(request)):
+            return None
+        holders = self._holders.get(definition)
+        if holders is None or not holders[0] - {item}:
+            return None
+        return holders[1]
+
+    def _hold(self, definition: AnyFixtureDef, item: pytest.Item) -> None:
+        holders = self._holders.get(definition)
+        if holders is None or not holders[0]:
+            holders = self._holders[definition] = (set(), asyncio.Event())
+        holders[0].add(item)
+        self._held_by.setdefault(item, []).append(definition)
 
 
 class _ParamValue:
@@ -323,6 +372,14 @@ class _FixtureLives:
             identity: object = ("function", tuple(dependencies))
         else:
             identity = (self._segment_index.get(node, 0), cache_key, tuple(dependencies))
+            request_node = _scope_node(
+                self._item, _effective_scope(self._item, name, definition), definition
+            )
+            if request_node is not node:
+                # Parametrized at a narrower scope than the fixture's own: pytest
+                # tears the value down with that narrower node, so each node
+                # gets a life of its own in the one cached slot.
+                identity = (identity, request_node)
             self._out[("fixture", definition, node)] = identity
         self._memo[memo_key] = identity
         return identity

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -104,10 +104,15 @@ class ConcurrentSetupState(SetupState):
     ``teardown_exact(None)`` outside any test, as in pytest.
     """
 
-    def __init__(self, items: Sequence[pytest.Item]) -> None:
+    def __init__(
+        self,
+        items: Sequence[pytest.Item],
+        on_item_released: Callable[[pytest.Item], object] = lambda item: None,
+    ) -> None:
         super().__init__()
         self._segments = node_segments(items)
         self._finished: set[pytest.Item] = set()
+        self._on_item_released = on_item_released
 
     def segments(self, item: pytest.Item) -> list[NodeSegment]:
         """The node segments ``item`` belongs to, outermost first."""
@@ -142,7 +147,10 @@ class ConcurrentSetupState(SetupState):
         item = current.item
         exceptions: list[BaseException] = []
         try:
-            exceptions.extend(self._finalize(item))
+            try:
+                exceptions.extend(self._finalize(item))
+            finally:
+                self._on_item_released(item)
             found = self._segments.get(item)
             for segment in found.closes if found is not None else ():
                 if segment.others_left and bridge.in_bridged_code():
@@ -162,6 +170,7 @@ class ConcurrentSetupState(SetupState):
         if item in self._finished:
             return
         self._finished.add(item)
+        self._on_item_released(item)
         found = self._segments.get(item)
         for segment in found.within if found is not None else ():
             if segment.last is not item:
@@ -200,9 +209,15 @@ def _raise_collected(exceptions: list[BaseException], message: str) -> None:
 
 
 def install_setup_state(
-    session: pytest.Session, items: Sequence[pytest.Item]
+    session: pytest.Session,
+    items: Sequence[pytest.Item],
+    on_item_released: Callable[[pytest.Item], object] = lambda item: None,
 ) -> ConcurrentSetupState:
-    """Replace the session's ``SetupState`` with a :class:`ConcurrentSetupState`."""
-    state = ConcurrentSetupState(items)
+    """Replace the session's ``SetupState`` with a :class:`ConcurrentSetupState`.
+
+    :param on_item_released: called once the fixtures of an item's own are
+        torn down in its teardown (before the collectors it ends, if any).
+    """
+    state = ConcurrentSetupState(items, on_item_released)
     session._setupstate = state
     return state
