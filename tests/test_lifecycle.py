@@ -635,3 +635,44 @@ def test_wider_fixtures_overlap_only_with_their_own_value(pytester: pytest.Pytes
     for span in plain.values():
         other = spans["test_indirect[other]"]
         assert span[1] <= other[0] or other[1] <= span[0]
+
+
+def test_exit_in_a_fixture_setup_beside_pytest_rerunfailures(pytester: pytest.Pytester) -> None:
+    # The test whose setup exits has no setup report, so it gets no teardown
+    # report either (a plugin that pairs them failed with INTERNALERROR).
+    pytest.importorskip("pytest_rerunfailures")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from recorder import record
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.fixture
+        async def exits():
+            await asyncio.sleep(0.02)
+            pytest.exit("leaving")
+
+        @pytest.fixture
+        async def torn_down(request):
+            yield
+            record(request.node.name, "teardown")
+
+        async def test_exits(torn_down, exits):
+            pass
+
+        @pytest.mark.parametrize("n", range(2))
+        async def test_neighbour(torn_down, n):
+            await asyncio.sleep(0.2)
+        """
+    )
+    result = pytester.runpytest("-p", "rerunfailures")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "INTERNALERROR" not in result.stdout.str()
+    # Every fixture was still torn down.
+    assert sorted(_fixture_events(pytester)) == [
+        ("test_exits", "teardown"),
+        ("test_neighbour[0]", "teardown"),
+        ("test_neighbour[1]", "teardown"),
+    ]

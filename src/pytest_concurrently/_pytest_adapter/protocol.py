@@ -16,6 +16,7 @@ to 9.x.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
 from typing import Any, cast
@@ -45,12 +46,16 @@ def run_protocol(item: pytest.Item, entering_teardown: Callable[[], object]) -> 
     forget_warned_locations()
     with routing.capturing_warnings() as warnings_issued:
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        reported: list[str] = []
         try:
-            _setup_and_call(item)
+            _setup_and_call(item, reported)
         finally:
             entering_teardown()
             try:
-                call_and_report(item, "teardown", log=True, nextitem=None)
+                if "setup" in reported:
+                    call_and_report(item, "teardown", log=True, nextitem=None)
+                else:
+                    _tear_down_unreported(item)
             finally:
                 # As runtestprotocol: let the fixture values go.
                 if hasattr(item, "_request"):
@@ -61,11 +66,23 @@ def run_protocol(item: pytest.Item, entering_teardown: Callable[[], object]) -> 
     report_warnings(item, warnings_issued)
 
 
-def _setup_and_call(item: pytest.Item) -> None:
+def _tear_down_unreported(item: pytest.Item) -> None:
+    # A setup that ended the session (pytest.exit, an interruption) has no
+    # report. pytest reports no teardown for such a test either, and plugins
+    # that pair the two (pytest-rerunfailures) fail on a teardown report, or
+    # even a teardown makereport, without a setup one. The fixtures are
+    # still torn down, so their scopes end; their errors go unreported, as
+    # pytest's own end-of-session teardown leaves them.
+    with contextlib.suppress(Exception):
+        item.ihook.pytest_runtest_teardown(item=item, nextitem=None)
+
+
+def _setup_and_call(item: pytest.Item, reported: list[str]) -> None:
     if hasattr(item, "_request") and not item._request:
         # Only when an item runs twice (pytest-rerunfailures does that).
         cast(Any, item)._initrequest()
     report = call_and_report(item, "setup", log=True)
+    reported.append("setup")
     if not report.passed:
         return
     setup_only = item.config.getoption("setuponly", False)
