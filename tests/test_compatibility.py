@@ -149,3 +149,55 @@ def test_interrupting_a_test_that_runs_alone_ends_the_session(pytester: pytest.P
     result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
     result.stdout.no_fnmatch_line("*CancelledError*")
     assert [e.name for e in read_events(pytester)] == ["test_interrupts"]
+
+
+def test_second_interrupt_abandons_teardowns_and_says_which(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import os
+        import signal
+        import pytest
+        from recorder import record
+
+        pytestmark = pytest.mark.concurrent
+        slow_in_call = asyncio.Event()
+        slow_tearing_down = asyncio.Event()
+
+        @pytest.fixture
+        async def slow_teardown(request):
+            yield
+            record(request.node.name, "teardown-start")
+            slow_tearing_down.set()
+            await asyncio.sleep(30)
+            record(request.node.name, "teardown-end")
+
+        @pytest.fixture
+        async def interrupts_again():
+            yield
+            # The first Ctrl-C has interrupted both tests; interrupt again
+            # while the other one is still tearing down.
+            await asyncio.wait_for(slow_tearing_down.wait(), 10)
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(30)
+
+        async def test_slow(slow_teardown):
+            slow_in_call.set()
+            await asyncio.sleep(30)
+
+        async def test_interrupts(interrupts_again):
+            await asyncio.wait_for(slow_in_call.wait(), 10)
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(30)
+        """
+    )
+    result = pytester.runpytest_subprocess(timeout=25)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["pytest-concurrently: abandoned the teardown of *::test_slow", "*KeyboardInterrupt*"]
+    )
+    result.stdout.no_fnmatch_line("*CancelledError*")
+    result.stdout.no_fnmatch_line("*ERROR at teardown*")
+    events = [(e.name, e.what) for e in read_events(pytester)]
+    assert ("test_slow", "teardown-start") in events
+    assert ("test_slow", "teardown-end") not in events

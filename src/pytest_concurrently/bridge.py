@@ -39,6 +39,7 @@ from typing import Any, TypeVar, cast
 import greenlet
 
 __all__ = [
+    "abandon",
     "in_bridged_code",
     "interrupt",
     "run_sync",
@@ -60,6 +61,12 @@ _Message = tuple[str, Any]
 # test that catches the interruption and raises a CancelledError of its own
 # is still being interrupted, whatever the message.
 _interrupted_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+# Tasks given up on (a second Ctrl-C): their synchronous code is never
+# resumed. Its greenlet is parked here for the rest of the process, because a
+# greenlet collected while suspended would be resumed to unwind, running the
+# test's code at whatever moment the garbage collector picks.
+_abandoned_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+_parked_workers: list[greenlet.greenlet] = []
 
 
 class _Worker(greenlet.greenlet):  # type: ignore[misc]
@@ -130,6 +137,14 @@ def interrupt(task: asyncio.Task[Any]) -> None:
     task.cancel()
 
 
+def abandon(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and never resume the synchronous code it runs: the
+    task ends at its pending :func:`wait_for`, and that code stays where it
+    stopped (the session is ending without it)."""
+    _abandoned_tasks.add(task)
+    task.cancel()
+
+
 async def run_sync(function: Callable[..., T], *args: Any) -> T:
     """Call ``function(*args)`` in a greenlet, awaiting on its behalf.
 
@@ -151,6 +166,9 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
         try:
             value = await cast(Awaitable[Any], payload)
         except BaseException as exc:
+            if asyncio.current_task() in _abandoned_tasks:
+                _parked_workers.append(worker)
+                raise
             thrown = _as_thrown(exc)
             del payload, exc
             _switch_hiding_loop(loop, worker.throw, *thrown)

@@ -64,6 +64,9 @@ class EventLoopHost:
         self.session_context = contextvars.copy_context()
         """A context from before any test ran: owners of shared fixtures
         start from it, whichever test asks for the fixture first."""
+        self.on_second_interrupt: Callable[[], object] | None = None
+        """Called (from the loop) at a second Ctrl-C during :meth:`run`,
+        instead of raising ``KeyboardInterrupt`` there; a third raises."""
 
     def run(
         self, coroutine: Coroutine[Any, Any, T], *, context: contextvars.Context | None = None
@@ -84,7 +87,7 @@ class EventLoopHost:
         if context is None:
             context = contextvars.copy_context()
         task, copy_back = _create_task(loop, coroutine, context)
-        with _interrupting_on_sigint(loop, task) as interrupted:
+        with _interrupting_on_sigint(loop, task, self.on_second_interrupt) as interrupted:
             try:
                 while True:
                     try:
@@ -122,10 +125,13 @@ class EventLoopHost:
 
 @contextmanager
 def _interrupting_on_sigint(
-    loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]
+    loop: asyncio.AbstractEventLoop,
+    task: asyncio.Task[Any],
+    on_second: Callable[[], object] | None,
 ) -> Iterator[Callable[[], bool]]:
     """While the block runs, the first Ctrl-C interrupts ``task`` (it winds
-    down, tests tear down) and the second raises ``KeyboardInterrupt``."""
+    down, tests tear down), the second calls ``on_second`` from the loop (or
+    raises ``KeyboardInterrupt`` without one), and a third raises."""
     count = 0
 
     def on_sigint(signum: int, frame: object) -> None:
@@ -134,6 +140,11 @@ def _interrupting_on_sigint(
         if count == 1 and not task.done():
             bridge.interrupt(task)
             loop.call_soon_threadsafe(lambda: None)
+            return
+        if count == 2 and on_second is not None and not task.done():
+            # Not raised here: the handler may run inside a test's code,
+            # which would take the interruption for its own.
+            loop.call_soon_threadsafe(on_second)
             return
         raise KeyboardInterrupt()
 

@@ -96,6 +96,10 @@ def run_sequentially(
             raise session.Interrupted(session.shouldstop)
 
 
+async def _gather_quietly(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class ConcurrentSession:
     """Runs a session's collected items, concurrent ones overlapping.
 
@@ -147,7 +151,16 @@ class ConcurrentSession:
             while admitted:
                 if admitted[0].concurrent:
                     with adapter.route_phase_capture(self._session.config):
-                        admitted = self._loop.run(self._run_concurrent_phase(admitted))
+                        self._loop.on_second_interrupt = self._abandon_in_flight
+                        try:
+                            admitted = self._loop.run(self._run_concurrent_phase(admitted))
+                        except KeyboardInterrupt:
+                            # A third Ctrl-C, out of the loop itself.
+                            if self._abandon_in_flight():
+                                self._loop.run(_gather_quietly(list(self._tasks.values())))
+                            raise
+                        finally:
+                            self._loop.on_second_interrupt = None
                 else:
                     self._run_alone(admitted[0])
                     admitted = self._admit()
@@ -155,6 +168,25 @@ class ConcurrentSession:
                     raise self._session_ending
         finally:
             gc.unfreeze()
+
+    def _abandon_in_flight(self) -> bool:
+        """At a second Ctrl-C: give up on the teardowns still running, saying
+        which, so that none of them resumes later in the session. Returns
+        whether there were any."""
+        if not self._tasks:
+            return False
+        self._policy.stop()
+        reporter = self._session.config.pluginmanager.get_plugin("terminalreporter")
+        tasks = list(self._tasks.items())
+        for ticket, task in tasks:
+            item = self._items[ticket.index]
+            line = f"pytest-concurrently: abandoned the teardown of {item.nodeid}"
+            if reporter is not None:
+                reporter.write_line(line, red=True)
+            assert self._setup_state is not None
+            self._setup_state.forget(item)
+            bridge.abandon(task)
+        return True
 
     def _admit(self) -> list[Ticket]:
         if self._session.shouldfail or self._session.shouldstop:

@@ -163,6 +163,11 @@ class ConcurrentSetupState(SetupState):
             os.environ.setdefault("PYTEST_CURRENT_TEST", f"{item.nodeid} (teardown)")
         _raise_collected(exceptions, "errors during test teardown")
 
+    def forget(self, item: pytest.Item) -> None:
+        """Drop ``item``'s own entry without running its finalizers: its
+        teardown was abandoned midway and must not be resumed or repeated."""
+        self.stack.pop(item, None)
+
     def item_finished(self, item: pytest.Item) -> None:
         """Count ``item`` as done with every segment it belongs to. Called at
         the end of its teardown, and again (harmlessly) when its protocol
