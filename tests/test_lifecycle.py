@@ -676,3 +676,35 @@ def test_exit_in_a_fixture_setup_beside_pytest_rerunfailures(pytester: pytest.Py
         ("test_neighbour[0]", "teardown"),
         ("test_neighbour[1]", "teardown"),
     ]
+
+
+def test_failed_setup_of_a_shared_fixture_is_given_to_every_user(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from recorder import record
+
+        @pytest.fixture(scope="module")
+        async def broken():
+            record("broken", "setup")
+            await asyncio.sleep(0.02)
+            raise RuntimeError("the setup broke")
+
+        @pytest.mark.concurrent
+        @pytest.mark.parametrize("n", range(3))
+        async def test_concurrent(broken, n):
+            pass
+
+        @pytest.mark.isolated
+        async def test_alone(broken):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=4)
+    assert result.stdout.str().count("RuntimeError: the setup broke") == 4
+    result.stdout.no_fnmatch_line("*TypeError*")
+    assert _fixture_events(pytester) == [("broken", "setup")]
