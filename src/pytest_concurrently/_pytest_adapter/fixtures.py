@@ -64,6 +64,7 @@ class FixtureInstances:
     def __init__(self) -> None:
         self._shared: dict[tuple[AnyFixtureDef, Node], AnyFixtureDef] = {}
         self._executing: dict[AnyFixtureDef, asyncio.Event] = {}
+        self._finishing: dict[AnyFixtureDef, asyncio.Event] = {}
         # The tests that received the cached value of each shared copy, and
         # an event set when they are all done with it.
         self._holders: dict[AnyFixtureDef, tuple[set[pytest.Item], asyncio.Event]] = {}
@@ -97,6 +98,7 @@ class FixtureInstances:
         if shared is None:
             shared = _fresh_copy(definition)
             shared.__dict__["execute"] = self._one_at_a_time(shared)
+            shared.__dict__["finish"] = self._finish_once(shared)
             self._shared[key] = shared
         return shared
 
@@ -137,6 +139,29 @@ class FixtureInstances:
                 done.set()
 
         return execute_one_at_a_time
+
+    def _finish_once(self, definition: AnyFixtureDef) -> Callable[..., Any]:
+        finish = FixtureDef.finish.__get__(definition)
+
+        def finish_once(request: SubRequest) -> None:
+            # Two tests may finish one copy at once (each replacing a value
+            # the copy depends on); the second waits for the first, then
+            # finds nothing left to finish, so dependencies are never torn
+            # down before a dependent whose teardown is still running.
+            if not bridge.in_bridged_code():
+                finish(request)
+                return
+            while (busy := self._finishing.get(definition)) is not None:
+                bridge.wait_for(busy.wait())
+            done = asyncio.Event()
+            self._finishing[definition] = done
+            try:
+                finish(request)
+            finally:
+                del self._finishing[definition]
+                done.set()
+
+        return finish_once
 
     def _other_holders_of_replaced_value(
         self, definition: AnyFixtureDef, request: SubRequest, item: pytest.Item
@@ -228,6 +253,7 @@ def _fresh_copy(definition: AnyFixtureDef) -> AnyFixtureDef:
     clone = object.__new__(type(definition))
     clone.__dict__.update(definition.__dict__)
     clone.__dict__.pop("execute", None)
+    clone.__dict__.pop("finish", None)
     clone.cached_result = None
     clone.__dict__["_finalizers"] = []
     return clone
