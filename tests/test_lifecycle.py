@@ -465,6 +465,40 @@ def test_scope_of_another_plugin_s_fixture_ending_at_a_concurrent_test(
     assert _fixture_events(pytester) == [("theirs", "teardown")]
 
 
+def test_scope_of_an_anyio_fixture_ending_at_a_concurrent_test(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("anyio")
+    pytester.makepyfile(
+        """
+        import anyio
+        import pytest
+        from recorder import record
+
+        @pytest.fixture(scope="module")
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.fixture(scope="module")
+        async def theirs(anyio_backend):
+            async with anyio.create_task_group() as tasks:
+                yield "theirs"
+                tasks.cancel_scope.cancel()
+            record("theirs", "teardown")
+
+        @pytest.mark.anyio
+        async def test_theirs(theirs):
+            assert theirs == "theirs"
+
+        @pytest.mark.concurrent
+        @pytest.mark.parametrize("n", range(2))
+        async def test_ours_last(n):
+            await anyio.sleep(0.01)
+        """
+    )
+    result = pytester.runpytest("-p", "anyio")
+    result.assert_outcomes(passed=3)
+    assert _fixture_events(pytester) == [("theirs", "teardown")]
+
+
 def test_test_that_stops_the_loop_fails_alone(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
