@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -28,9 +27,7 @@ from .. import bridge
 from ..ownership import OwnerTask
 from .async_fixtures import HANDLED, cache_outcome, is_async_fixture, synchronous_fixture_function
 from .fixtures import AnyFixtureDef, mark_pending_setup
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
+from .setupstate import raise_collected, run_finalizers
 
 __all__ = ["is_shared_request", "setup_in_owner"]
 
@@ -99,14 +96,6 @@ def _tear_down(definition: AnyFixtureDef, owner: OwnerTask) -> None:
 
 
 def _run_finalizers(finalizers: list[Callable[[], object]]) -> None:
-    exceptions: list[BaseException] = []
-    while finalizers:
-        finalizer = finalizers.pop()
-        try:
-            finalizer()
-        except BaseException as exc:
-            exceptions.append(exc)
-    if len(exceptions) == 1:
-        raise exceptions[0]
-    if exceptions:
-        raise BaseExceptionGroup("errors while tearing down a fixture", exceptions[::-1])
+    # As FixtureDef.finish: every finalizer runs, whatever the others raise.
+    exceptions = run_finalizers(finalizers, catching=BaseException)
+    raise_collected(exceptions, "errors while tearing down a fixture")

@@ -40,7 +40,14 @@ from ..current import running_test
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["ConcurrentSetupState", "NodeSegment", "install_setup_state", "node_segments"]
+__all__ = [
+    "ConcurrentSetupState",
+    "NodeSegment",
+    "install_setup_state",
+    "node_segments",
+    "raise_collected",
+    "run_finalizers",
+]
 
 
 @dataclass(eq=False)
@@ -161,7 +168,7 @@ class ConcurrentSetupState(SetupState):
             # pytest sets PYTEST_CURRENT_TEST before this call and deletes it
             # after; a test that finished meanwhile has deleted it already.
             os.environ.setdefault("PYTEST_CURRENT_TEST", f"{item.nodeid} (teardown)")
-        _raise_collected(exceptions, "errors during test teardown")
+        raise_collected(exceptions, "errors during test teardown")
 
     def forget(self, item: pytest.Item) -> None:
         """Drop ``item``'s own entry without running its finalizers: its
@@ -187,26 +194,37 @@ class ConcurrentSetupState(SetupState):
         exceptions: list[BaseException] = []
         for node in nodes:
             exceptions.extend(self._finalize(node))
-        _raise_collected(exceptions, "errors during test teardown")
+        raise_collected(exceptions, "errors during test teardown")
 
     def _finalize(self, node: Node) -> list[BaseException]:
         entry = self.stack.pop(node, None)
         if entry is None:
             return []
-        finalizers = entry[0]
-        exceptions: list[BaseException] = []
-        while finalizers:
-            finalizer = finalizers.pop()
-            try:
-                finalizer()
-            except TEST_OUTCOME as exc:
-                exceptions.append(exc)
+        exceptions = run_finalizers(entry[0], catching=TEST_OUTCOME)
         if len(exceptions) > 1:
             return [BaseExceptionGroup(f"errors while tearing down {node!r}", exceptions[::-1])]
         return exceptions
 
 
-def _raise_collected(exceptions: list[BaseException], message: str) -> None:
+def run_finalizers(
+    finalizers: list[Callable[[], object]],
+    catching: type[BaseException] | tuple[type[BaseException], ...],
+) -> list[BaseException]:
+    """Pop and call ``finalizers``, last registered first, as pytest does;
+    return the exceptions of the kinds ``catching`` they raised, in order."""
+    exceptions: list[BaseException] = []
+    while finalizers:
+        finalizer = finalizers.pop()
+        try:
+            finalizer()
+        except catching as exc:
+            exceptions.append(exc)
+    return exceptions
+
+
+def raise_collected(exceptions: list[BaseException], message: str) -> None:
+    """Raise the one exception, or a group of several (last first, as pytest
+    groups teardown errors)."""
     if len(exceptions) == 1:
         raise exceptions[0]
     if exceptions:
