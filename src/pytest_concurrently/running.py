@@ -142,6 +142,7 @@ class ConcurrentSession:
         self._setup_state = adapter.install_setup_state(
             self._session, self._items, self._fixtures.release
         )
+        self._fixtures.waits_for_test = self._setup_state.waits_for
         # The collected tree lives for the whole run; keeping the collector
         # from walking it again and again saves more than the tests' own
         # bookkeeping costs.

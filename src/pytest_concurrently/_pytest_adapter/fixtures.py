@@ -67,8 +67,14 @@ class FixtureInstances:
         self._finishing: dict[AnyFixtureDef, asyncio.Event] = {}
         # The tests that received the cached value of each shared copy, and
         # an event set when they are all done with it.
-        self._holders: dict[AnyFixtureDef, tuple[set[pytest.Item], asyncio.Event]] = {}
+        self._holders: dict[AnyFixtureDef, set[pytest.Item]] = {}
         self._held_by: dict[pytest.Item, list[AnyFixtureDef]] = {}
+        # Set, and replaced by a fresh one, whenever a test releases what it
+        # held; tests waiting for holders check again then.
+        self._released = asyncio.Event()
+        self.waits_for_test: Callable[[pytest.Item, pytest.Item], bool] = lambda a, b: False
+        """Whether the teardown of the first test waits for the second (the
+        first ends a scope the second belongs to); set by the runner."""
 
     def isolate(self, item: pytest.Item) -> None:
         """Point ``item`` at its own fixture definitions. Call once, before the
@@ -103,16 +109,15 @@ class FixtureInstances:
         return shared
 
     def release(self, item: pytest.Item) -> None:
-        """Record that ``item`` is done with the shared instances it received
-        (its own fixtures are torn down); a test waiting to replace one of
-        them may go on once its other holders are done too."""
+        """Record that ``item`` is done with the shared instances it received:
+        its teardown, scopes it ends included, is over. A test waiting to
+        replace one of them checks again."""
         for definition in self._held_by.pop(item, ()):
             holders = self._holders.get(definition)
-            if holders is None:
-                continue
-            holders[0].discard(item)
-            if not holders[0]:
-                holders[1].set()
+            if holders is not None:
+                holders.discard(item)
+        released, self._released = self._released, asyncio.Event()
+        released.set()
 
     def _one_at_a_time(self, definition: AnyFixtureDef) -> Callable[..., Any]:
         execute = FixtureDef.execute.__get__(definition)
@@ -125,10 +130,9 @@ class FixtureInstances:
                 while (busy := self._executing.get(definition)) is not None:
                     bridge.wait_for(busy.wait())
                 wait_for_pending_setup(definition)
-                released = self._other_holders_of_replaced_value(definition, request, item)
-                if released is None:
+                if not self._other_holders_of_replaced_value(definition, request, item):
                     break
-                bridge.wait_for(released.wait())
+                bridge.wait_for(self._released.wait())
             done = asyncio.Event()
             self._executing[definition] = done
             try:
@@ -165,28 +169,27 @@ class FixtureInstances:
 
     def _other_holders_of_replaced_value(
         self, definition: AnyFixtureDef, request: SubRequest, item: pytest.Item
-    ) -> asyncio.Event | None:
-        """When ``request`` needs another value than the one cached, and tests
-        other than ``item`` still hold the cached one, an event set when they
-        are done with it.
+    ) -> bool:
+        """Whether ``request`` needs another value than the one cached while
+        tests other than ``item`` still hold the cached one, and ``item`` may
+        wait for them.
 
         The scheduler keeps tests that need different values apart when it
         can see them coming; a value asked for with
-        ``request.getfixturevalue`` is seen only here.
+        ``request.getfixturevalue`` is seen only here. A holder that ends a
+        scope ``item`` belongs to waits for ``item`` in its teardown, so
+        ``item`` does not wait for it.
         """
         cached = definition.cached_result
         if cached is None or _same(cached[1], definition.cache_key(request)):
-            return None
-        holders = self._holders.get(definition)
-        if holders is None or not holders[0] - {item}:
-            return None
-        return holders[1]
+            return False
+        return any(
+            holder is not item and not self.waits_for_test(holder, item)
+            for holder in self._holders.get(definition, ())
+        )
 
     def _hold(self, definition: AnyFixtureDef, item: pytest.Item) -> None:
-        holders = self._holders.get(definition)
-        if holders is None or not holders[0]:
-            holders = self._holders[definition] = (set(), asyncio.Event())
-        holders[0].add(item)
+        self._holders.setdefault(definition, set()).add(item)
         self._held_by.setdefault(item, []).append(definition)
 
 
@@ -336,6 +339,22 @@ def instance_slots(items: Sequence[pytest.Item]) -> list[dict[object, object]]:
             last[key] = (identity, life)
             lives[key] = life
         numbered.append(lives)
+    # The last test of a node's segment tears the node down, and with it
+    # every instance cached there, which may depend on shared values that
+    # other tests of the segment received: it holds the segment's latest
+    # life of each of them until then, so no later test replaces a value
+    # under that teardown. (Lives only grow in collection order, so this
+    # never asks it to hold two lives of one thing.)
+    position = {item: index for index, item in enumerate(items)}
+    latest: dict[int, dict[tuple[object, ...], object]] = {}
+    for index, item in enumerate(items):
+        for segment in segments[item].within:
+            if segment.last is not None and segment.last is not item:
+                held = latest.setdefault(position[segment.last], {})
+                held.update((key, used) for key, used in numbered[index].items() if key in changed)
+    for index, held in latest.items():
+        for key, used in held.items():
+            numbered[index].setdefault(key, used)
     return [{key: life for key, life in lives.items() if key in changed} for lives in numbered]
 
 

@@ -154,10 +154,7 @@ class ConcurrentSetupState(SetupState):
         item = current.item
         exceptions: list[BaseException] = []
         try:
-            try:
-                exceptions.extend(self._finalize(item))
-            finally:
-                self._on_item_released(item)
+            exceptions.extend(self._finalize(item))
             found = self._segments.get(item)
             for segment in found.closes if found is not None else ():
                 if segment.others_left and bridge.in_bridged_code():
@@ -169,6 +166,14 @@ class ConcurrentSetupState(SetupState):
             # after; a test that finished meanwhile has deleted it already.
             os.environ.setdefault("PYTEST_CURRENT_TEST", f"{item.nodeid} (teardown)")
         raise_collected(exceptions, "errors during test teardown")
+
+    def waits_for(self, closer: pytest.Item, item: pytest.Item) -> bool:
+        """Whether ``closer``'s teardown waits for ``item``: it ends a scope
+        segment ``item`` belongs to."""
+        found = self._segments.get(item)
+        return found is not None and any(
+            segment.last is closer and closer is not item for segment in found.within
+        )
 
     def forget(self, item: pytest.Item) -> None:
         """Drop ``item``'s own entry without running its finalizers: its
@@ -238,8 +243,8 @@ def install_setup_state(
 ) -> ConcurrentSetupState:
     """Replace the session's ``SetupState`` with a :class:`ConcurrentSetupState`.
 
-    :param on_item_released: called once the fixtures of an item's own are
-        torn down in its teardown (before the collectors it ends, if any).
+    :param on_item_released: called once an item's teardown is over (the
+        collectors it ends included).
     """
     state = ConcurrentSetupState(items, on_item_released)
     session._setupstate = state
