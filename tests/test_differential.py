@@ -158,3 +158,18 @@ def test_the_comparer_reports_a_teardown_error_on_another_test() -> None:
     kinds = {difference.kind for difference in comparison.differences}
     assert {"teardown-error-wrong-test", "outcome-teardown"} <= kinds
     assert comparison.allowances == []
+
+
+def test_the_comparer_counts_what_the_sequential_run_does_too_as_no_difference() -> None:
+    early = {"kind": "teardown", "instance": SHARED, "test": TEST}
+    events = [_setup(SHARED), *_test(TEST)]
+    other = _test(OTHER)
+    events += [*other[:3], early, *other[3:]]
+    # The sequential run tears the instance down under OTHER as well (pytest
+    # does so for a dependency it was not told about): no difference.
+    baseline = _run("off", 0, *events)
+    assert compare_runs(baseline, _run("auto", 0, *events)).differences == []
+    # Only the concurrent run does it: a difference.
+    clean = _run("off", 0, _setup(SHARED), *_test(TEST), *_test(OTHER), early)
+    kinds = [d.kind for d in compare_runs(clean, _run("auto", 0, *events)).differences]
+    assert "teardown-under-running-test" in kinds

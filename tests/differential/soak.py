@@ -86,12 +86,15 @@ class SeedResult:
     :param kinds: kind of difference -> the differences of that kind, as text.
     :param allowances: intended difference -> how often it was applied.
     :param seconds: how long the seed's runs and comparison took.
+    :param sequential_quirks: how many things the sequential run itself
+        does that the per-run checks flag (not differences).
     """
 
     seed: int
     kinds: dict[str, list[str]]
     allowances: Counter[str]
     seconds: float
+    sequential_quirks: int = 0
 
 
 #: ``--baseline-twice``: the baseline compared with itself, which must agree.
@@ -108,7 +111,13 @@ def run_seed(
     for difference in comparison.differences:
         kinds.setdefault(difference.kind, []).append(str(difference))
     allowances = Counter(allowance.rule for allowance in comparison.allowances)
-    return SeedResult(seed, kinds, allowances, time.perf_counter() - started)
+    return SeedResult(
+        seed,
+        kinds,
+        allowances,
+        time.perf_counter() - started,
+        len(comparison.sequential_quirks),
+    )
 
 
 def soak(
@@ -154,6 +163,13 @@ def summary(results: Sequence[SeedResult], jobs: int, wall: float) -> str:
             f"  {kind}: {len(with_kind)} seeds, {occurrences} times, "
             f"smallest seed {smallest.seed}: {smallest.kinds[kind][0]}"
         )
+    quirky = [r for r in results if r.sequential_quirks]
+    if quirky:
+        lines += [
+            "",
+            f"the sequential run itself breaks a per-run check in {len(quirky)} seeds "
+            f"(pytest's own order; not differences), smallest seed {quirky[0].seed}",
+        ]
     used: Counter[str] = Counter()
     for result in results:
         used.update({name: 1 for name in result.allowances})
@@ -172,6 +188,8 @@ def show(comparison: Comparison, what: str) -> int:
     """Print every difference and allowance of one comparison."""
     for run in comparison.runs:
         print(f"{run.mode}: exit status {run.exit_code}, {run.seconds:.2f} s")
+    for quirk in comparison.sequential_quirks:
+        print(f"(sequential run itself) {quirk}")
     for message in comparison.messages():
         print(message)
     for allowance in comparison.allowances:
