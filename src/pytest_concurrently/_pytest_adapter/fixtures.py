@@ -70,8 +70,12 @@ class FixtureInstances:
         self._holders: dict[AnyFixtureDef, set[pytest.Item]] = {}
         self._held_by: dict[pytest.Item, list[AnyFixtureDef]] = {}
         # Set, and replaced by a fresh one, whenever a test releases what it
-        # held; tests waiting for holders check again then.
+        # held or starts resolving a fixture; tests waiting for holders check
+        # again then.
         self._released = asyncio.Event()
+        # How deep each test is in resolving shared fixtures: such a test may
+        # wait for a fixture another test is resolving, so nobody waits for it.
+        self._resolving: dict[pytest.Item, int] = {}
         self.waits_for_test: Callable[[pytest.Item, pytest.Item], bool] = lambda a, b: False
         """Whether the teardown of the first test waits for the second (the
         first ends a scope the second belongs to); set by the runner."""
@@ -116,6 +120,9 @@ class FixtureInstances:
             holders = self._holders.get(definition)
             if holders is not None:
                 holders.discard(item)
+        self._wake_waiting_replacers()
+
+    def _wake_waiting_replacers(self) -> None:
         released, self._released = self._released, asyncio.Event()
         released.set()
 
@@ -126,21 +133,28 @@ class FixtureInstances:
             if not bridge.in_bridged_code():
                 return execute(request)
             item = request._pyfuncitem
-            while True:
-                while (busy := self._executing.get(definition)) is not None:
-                    bridge.wait_for(busy.wait())
-                wait_for_pending_setup(definition)
-                if not self._other_holders_of_replaced_value(definition, request, item):
-                    break
-                bridge.wait_for(self._released.wait())
-            done = asyncio.Event()
-            self._executing[definition] = done
+            self._resolving[item] = self._resolving.get(item, 0) + 1
+            self._wake_waiting_replacers()
             try:
-                return execute(request)
+                while True:
+                    while (busy := self._executing.get(definition)) is not None:
+                        bridge.wait_for(busy.wait())
+                    wait_for_pending_setup(definition)
+                    if not self._other_holders_of_replaced_value(definition, request, item):
+                        break
+                    bridge.wait_for(self._released.wait())
+                done = asyncio.Event()
+                self._executing[definition] = done
+                try:
+                    return execute(request)
+                finally:
+                    self._hold(definition, item)
+                    del self._executing[definition]
+                    done.set()
             finally:
-                self._hold(definition, item)
-                del self._executing[definition]
-                done.set()
+                self._resolving[item] -= 1
+                if not self._resolving[item]:
+                    del self._resolving[item]
 
         return execute_one_at_a_time
 
@@ -177,14 +191,17 @@ class FixtureInstances:
         The scheduler keeps tests that need different values apart when it
         can see them coming; a value asked for with
         ``request.getfixturevalue`` is seen only here. A holder that ends a
-        scope ``item`` belongs to waits for ``item`` in its teardown, so
-        ``item`` does not wait for it.
+        scope ``item`` belongs to waits for ``item`` in its teardown, and a
+        holder that is resolving fixtures itself may wait for one ``item``
+        is resolving, so ``item`` waits for neither.
         """
         cached = definition.cached_result
         if cached is None or _same(cached[1], definition.cache_key(request)):
             return False
         return any(
-            holder is not item and not self.waits_for_test(holder, item)
+            holder is not item
+            and holder not in self._resolving
+            and not self.waits_for_test(holder, item)
             for holder in self._holders.get(definition, ())
         )
 
