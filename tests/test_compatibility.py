@@ -151,7 +151,10 @@ def test_interrupting_a_test_that_runs_alone_ends_the_session(pytester: pytest.P
     assert [e.name for e in read_events(pytester)] == ["test_interrupts"]
 
 
-def test_second_interrupt_abandons_teardowns_and_says_which(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("capture", [[], ["-s"]], ids=["captured", "no-capture"])
+def test_second_interrupt_abandons_teardowns_and_says_which(
+    pytester: pytest.Pytester, capture: list[str]
+) -> None:
     pytester.makepyfile(
         """
         import asyncio
@@ -191,11 +194,12 @@ def test_second_interrupt_abandons_teardowns_and_says_which(pytester: pytest.Pyt
             await asyncio.sleep(30)
         """
     )
-    result = pytester.runpytest_subprocess(timeout=25)
+    result = pytester.runpytest_subprocess(*capture, timeout=25)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
         ["pytest-concurrently: abandoned the teardown of *::test_slow", "*KeyboardInterrupt*"]
     )
+    result.stderr.no_fnmatch_line("*AssertionError*")
     result.stdout.no_fnmatch_line("*CancelledError*")
     result.stdout.no_fnmatch_line("*ERROR at teardown*")
     events = [(e.name, e.what) for e in read_events(pytester)]
