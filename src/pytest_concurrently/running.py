@@ -25,7 +25,6 @@ import asyncio
 import contextvars
 import functools
 import gc
-import inspect
 from collections.abc import Sequence
 
 import pytest
@@ -46,12 +45,7 @@ def needs_one_task(item: pytest.Item, plan: TestPlan) -> bool:
     def`` body this plugin runs, or ``async def`` fixtures it requests."""
     if plan.owner is not None:
         return False
-    if plan.is_async:
-        return True
-    return any(
-        inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
-        for _, function in adapter.fixture_functions(item)
-    )
+    return plan.is_async or adapter.has_async_fixtures(item)
 
 
 def run_alone(

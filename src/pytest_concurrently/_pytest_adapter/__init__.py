@@ -35,6 +35,7 @@ Each module's docstring names the internals it bends and where pytest 8.2
 and 9.x differ.
 """
 
+from .async_fixtures import has_async_fixtures as has_async_fixtures
 from .async_fixtures import is_async_fixture as is_async_fixture
 from .async_fixtures import setup_async_fixture as setup_async_fixture
 from .fixtures import FixtureDef as FixtureDef
@@ -59,6 +60,7 @@ __all__ = [
     "SubRequest",
     "call_async_test",
     "fixture_functions",
+    "has_async_fixtures",
     "install_setup_state",
     "instance_slots",
     "is_async_fixture",

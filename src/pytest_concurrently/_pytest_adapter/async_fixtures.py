@@ -30,6 +30,7 @@ from .fixtures import AnyFixtureDef
 __all__ = [
     "HANDLED",
     "cache_outcome",
+    "has_async_fixtures",
     "is_async_fixture",
     "setup_async_fixture",
     "synchronous_fixture_function",
@@ -56,6 +57,18 @@ def is_async_fixture(definition: AnyFixtureDef) -> bool:
     """Whether the fixture function is ``async def`` (coroutine or generator)."""
     func = definition.func
     return inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+
+
+def has_async_fixtures(item: pytest.Item) -> bool:
+    """Whether ``item`` statically requests an ``async def`` fixture."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        is_async_fixture(definition)
+        for definitions in info.name2fixturedefs.values()
+        for definition in definitions
+    )
 
 
 #: Returned by :func:`setup_async_fixture` for a fixture whose value is None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 import pytest
@@ -143,14 +144,11 @@ class FixtureInstances:
                     if not self._other_holders_of_replaced_value(definition, request, item):
                         break
                     bridge.wait_for(self._released.wait())
-                done = asyncio.Event()
-                self._executing[definition] = done
-                try:
-                    return execute(request)
-                finally:
-                    self._hold(definition, item)
-                    del self._executing[definition]
-                    done.set()
+                with _turn_taken(self._executing, definition):
+                    try:
+                        return execute(request)
+                    finally:
+                        self._hold(definition, item)
             finally:
                 self._resolving[item] -= 1
                 if not self._resolving[item]:
@@ -171,13 +169,8 @@ class FixtureInstances:
                 return
             while (busy := self._finishing.get(definition)) is not None:
                 bridge.wait_for(busy.wait())
-            done = asyncio.Event()
-            self._finishing[definition] = done
-            try:
+            with _turn_taken(self._finishing, definition):
                 finish(request)
-            finally:
-                del self._finishing[definition]
-                done.set()
 
         return finish_once
 
@@ -208,6 +201,21 @@ class FixtureInstances:
     def _hold(self, definition: AnyFixtureDef, item: pytest.Item) -> None:
         self._holders.setdefault(definition, set()).add(item)
         self._held_by.setdefault(item, []).append(definition)
+
+
+@contextmanager
+def _turn_taken(
+    turns: dict[AnyFixtureDef, asyncio.Event], definition: AnyFixtureDef
+) -> Iterator[None]:
+    """Mark ``definition``'s turn as taken for the block; whoever waits on the
+    event it leaves in ``turns`` goes on when the block ends."""
+    done = asyncio.Event()
+    turns[definition] = done
+    try:
+        yield
+    finally:
+        del turns[definition]
+        done.set()
 
 
 class _ParamValue:
