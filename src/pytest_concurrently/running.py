@@ -119,6 +119,7 @@ class ConcurrentSession:
         self._stats = stats
         self._fixtures = adapter.FixtureInstances()
         lives = adapter.instance_slots(self._items)
+        self._fixtures.plan(self._items, lives)
         self._policy = AdmissionPolicy(
             (Ticket(index, plan.concurrent, lives[index]) for index, plan in enumerate(plans)),
             max_in_flight,
@@ -201,6 +202,7 @@ class ConcurrentSession:
             self._stats.test_ended(started)
             assert self._setup_state is not None
             self._setup_state.item_finished(item)
+            self._fixtures.setup_over(item)
             self._policy.finish(ticket)
 
     async def _run_concurrent_phase(self, admitted: list[Ticket]) -> list[Ticket]:
@@ -248,7 +250,7 @@ class ConcurrentSession:
         try:
             self._fixtures.isolate(item)
             await bridge.run_sync(
-                adapter.run_protocol, item, functools.partial(self._cancellable.discard, ticket)
+                adapter.run_protocol, item, functools.partial(self._entering_teardown, ticket, item)
             )
         except BaseException as exc:
             # pytest lets KeyboardInterrupt and pytest.exit through a test's
@@ -259,6 +261,11 @@ class ConcurrentSession:
             self._stats.test_ended(started)
             assert self._setup_state is not None
             self._setup_state.item_finished(item)
+            self._fixtures.setup_over(item)
+
+    def _entering_teardown(self, ticket: Ticket, item: pytest.Item) -> None:
+        self._cancellable.discard(ticket)
+        self._fixtures.setup_over(item)
 
     def _ended(self, ticket: Ticket, task: asyncio.Task[None]) -> None:
         del self._tasks[ticket]

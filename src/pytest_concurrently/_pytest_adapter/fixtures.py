@@ -80,6 +80,21 @@ class FixtureInstances:
         self.waits_for_test: Callable[[pytest.Item, pytest.Item], bool] = lambda a, b: False
         """Whether the teardown of the first test waits for the second (the
         first ends a scope the second belongs to); set by the runner."""
+        # Collection positions and the lives of shared copies each test needs
+        # (see instance_slots), so that a new life is made by its first user.
+        self._position: dict[pytest.Item, int] = {}
+        self._lives: dict[pytest.Item, dict[object, object]] = {}
+        self._slot_of: dict[AnyFixtureDef, object] = {}
+        # Tests between isolate() and the end of their setup phase, and those
+        # of them waiting in execute_one_at_a_time for someone else.
+        self._setting_up: set[pytest.Item] = set()
+        self._blocked: set[pytest.Item] = set()
+
+    def plan(self, items: Sequence[pytest.Item], lives: Sequence[dict[object, object]]) -> None:
+        """Give the session's items in collection order and what
+        :func:`instance_slots` says each of them needs."""
+        self._position = {item: index for index, item in enumerate(items)}
+        self._lives = dict(zip(items, lives, strict=True))
 
     def isolate(self, item: pytest.Item) -> None:
         """Point ``item`` at its own fixture definitions. Call once, before the
@@ -88,6 +103,7 @@ class FixtureInstances:
         info: FuncFixtureInfo | None = getattr(item, "_fixtureinfo", None)
         if info is None or not hasattr(item, "_initrequest"):
             return
+        self._setting_up.add(item)
         per_item = _ItemFixtureDefs(self, item)
         for name, definitions in info.name2fixturedefs.items():
             per_item[name] = per_item.copies_for(name, definitions)
@@ -111,12 +127,20 @@ class FixtureInstances:
             shared.__dict__["execute"] = self._one_at_a_time(shared)
             shared.__dict__["finish"] = self._finish_once(shared)
             self._shared[key] = shared
+            self._slot_of[shared] = ("fixture", definition, node)
         return shared
+
+    def setup_over(self, item: pytest.Item) -> None:
+        """Record that ``item``'s setup phase has ended, however it ended."""
+        if item in self._setting_up:
+            self._setting_up.discard(item)
+            self._wake_waiting_replacers()
 
     def release(self, item: pytest.Item) -> None:
         """Record that ``item`` is done with the shared instances it received:
         its teardown, scopes it ends included, is over. A test waiting to
         replace one of them checks again."""
+        self._setting_up.discard(item)
         for definition in self._held_by.pop(item, ()):
             holders = self._holders.get(definition)
             if holders is not None:
@@ -137,13 +161,20 @@ class FixtureInstances:
             self._resolving[item] = self._resolving.get(item, 0) + 1
             self._wake_waiting_replacers()
             try:
-                while True:
-                    while (busy := self._executing.get(definition)) is not None:
-                        bridge.wait_for(busy.wait())
-                    wait_for_pending_setup(definition)
-                    if not self._other_holders_of_replaced_value(definition, request, item):
-                        break
-                    bridge.wait_for(self._released.wait())
+                self._blocked.add(item)
+                self._wake_waiting_replacers()
+                try:
+                    while True:
+                        while (busy := self._executing.get(definition)) is not None:
+                            bridge.wait_for(busy.wait())
+                        wait_for_pending_setup(definition)
+                        if not self._other_holders_of_replaced_value(
+                            definition, request, item
+                        ) and not self._earlier_maker_of_new_life(definition, request, item):
+                            break
+                        bridge.wait_for(self._released.wait())
+                finally:
+                    self._blocked.discard(item)
                 with _turn_taken(self._executing, definition):
                     try:
                         return execute(request)
@@ -198,9 +229,50 @@ class FixtureInstances:
             for holder in self._holders.get(definition, ())
         )
 
+    def _earlier_maker_of_new_life(
+        self, definition: AnyFixtureDef, request: SubRequest, item: pytest.Item
+    ) -> bool:
+        """Whether a test earlier in collection order, still in its setup,
+        should make the life of a shared copy that ``request`` would make.
+
+        pytest makes each life in the setup of its first user, and replacing
+        a value tears the previous one down with its dependents, reporting
+        their teardown errors there. So a test that would replace a value
+        waits until the earlier tests have ended their setups (one of them
+        may ask for the same copy with ``request.getfixturevalue``, which no
+        plan sees), and a test that would make a copy's life waits for the
+        earlier users of that life. A test waiting here, or for a turn, is
+        not waited for: it might be waiting for something ``item`` holds.
+        """
+        cached = definition.cached_result
+        if cached is not None and _same(cached[1], definition.cache_key(request)):
+            return False
+        position = self._position.get(item)
+        if position is None:
+            return False
+        if cached is not None:
+            return any(
+                self._position.get(other, position) < position
+                for other in self._setting_up
+                if other not in self._blocked
+            )
+        slot = self._slot_of.get(definition)
+        needed = self._lives.get(item, {}).get(slot) if slot is not None else None
+        if needed is None:
+            return False
+        holders = self._holders.get(definition, ())
+        return any(
+            self._position.get(other, position) < position
+            and other not in holders
+            and self._lives.get(other, {}).get(slot) == needed
+            for other in self._setting_up
+            if other not in self._blocked
+        )
+
     def _hold(self, definition: AnyFixtureDef, item: pytest.Item) -> None:
         self._holders.setdefault(definition, set()).add(item)
         self._held_by.setdefault(item, []).append(definition)
+        self._wake_waiting_replacers()
 
 
 @contextmanager
