@@ -749,3 +749,68 @@ def test_failed_setup_of_a_shared_fixture_is_given_to_every_user(
     assert len(raised) == 4
     result.stdout.no_fnmatch_line("*TypeError*")
     assert _fixture_events(pytester) == [("broken", "setup")]
+
+
+def test_a_value_is_made_in_the_setup_of_its_first_user(pytester: pytest.Pytester) -> None:
+    # test_one and test_two need the same first value of p; test_one comes
+    # first but sets up the slow q before p, so test_two reaches p first. As
+    # in pytest, p is still set up in test_one's setup (its output shows
+    # there), and later replaced by test_three.
+    pytester.makeconftest(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def p(request):
+            print(f"p set up with {request.param}")
+            return request.param
+
+        @pytest.fixture(scope="session")
+        async def q():
+            await asyncio.sleep(0.05)
+        """
+    )
+    pytester.makepyfile(
+        test_a="""
+        import asyncio
+        import pytest
+
+        @pytest.mark.parametrize("p", ["b"], indirect=True)
+        async def test_one(q, p):
+            pass
+
+        @pytest.mark.parametrize("p", ["b"], indirect=True)
+        async def test_two(p):
+            await asyncio.sleep(0.01)
+        """,
+        test_b="""
+        import pytest
+
+        @pytest.mark.parametrize("p", ["a"], indirect=True)
+        async def test_three(p):
+            pass
+        """,
+    )
+    for mode in ("off", "auto"):
+        result = pytester.runpytest(f"--concurrently-mode={mode}", "-rP")
+        result.assert_outcomes(passed=3)
+        sections = _passes_sections(result.stdout.lines)
+        assert "p set up with b" in sections["test_one[b]"], mode
+        assert "p set up with" not in sections.get("test_two[b]", ""), mode
+        assert "p set up with a" in sections["test_three[a]"], mode
+
+
+def _passes_sections(lines: list[str]) -> dict[str, str]:
+    """The text under each test's header in the PASSES summary."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        header = line.strip("_ ")
+        if line.startswith("____") and header:
+            current = sections.setdefault(header, [])
+        elif line.startswith("===="):
+            current = None
+        elif current is not None:
+            current.append(line)
+    return {name: "\n".join(text) for name, text in sections.items()}

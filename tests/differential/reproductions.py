@@ -342,4 +342,109 @@ REPRODUCTIONS: Final = (
                 """
         },
     ),
+    Reproduction(
+        name="replaced-by-a-later-test",
+        seed=1873,
+        shows=(
+            "fixture-set-up-more-often",
+            "outcome-call",
+            "outcome-setup",
+            "replaced-instance-teardown-error",
+            "teardown-error-wrong-test",
+        ),
+        shape=(
+            "A session fixture s whose indirect value's teardown fails. pytest replaces "
+            "that value in the setup of test_dynamic, whose module fixture asks for s "
+            "with request.getfixturevalue after a slow fixture; test_static, later in "
+            "collection order, reached s first and replaced it, taking the error."
+        ),
+        fixtures="""
+            @pytest.fixture(scope="session")
+            def s(request):
+                value = recorder.setup(request, "s@root", [])
+                yield value
+                recorder.teardown(value, fail=recorder.on_param(request, "i0", "raise"))
+
+
+            @pytest.fixture(scope="module")
+            async def slow(request):
+                await asyncio.sleep(0.05)
+                value = recorder.setup(request, "slow@root", [])
+                yield value
+                recorder.teardown(value)
+
+
+            @pytest.fixture(scope="module")
+            def dynamic(request, slow):
+                value = recorder.setup(request, "dynamic@root", [request.getfixturevalue("s")])
+                yield value
+                recorder.teardown(value)
+            """,
+        modules={
+            "test_a.py": """
+                @pytest.mark.parametrize("s", ["i0"], indirect=True)
+                async def test_indirect(request, s):
+                    received = recorder.start(request)
+                    await asyncio.sleep(0.01)
+                    recorder.end(request, received)
+
+
+                async def test_dynamic(request, dynamic):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+
+
+                async def test_static(request, s):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+                """
+        },
+    ),
+    Reproduction(
+        name="new-life-made-by-a-later-user",
+        seed=1659,
+        shows=(),
+        shape=(
+            "Two tests need the same new value of a session fixture p, whose old "
+            "value's teardown fails. The earlier one first sets up a slow session "
+            "fixture q; the later one reached p first, replaced it and took the "
+            "error pytest reports on the earlier one."
+        ),
+        fixtures="""
+            @pytest.fixture(scope="session")
+            def p(request):
+                value = recorder.setup(request, "p@root", [])
+                yield value
+                recorder.teardown(value, fail=recorder.on_param(request, "a", "raise"))
+
+
+            @pytest.fixture(scope="session")
+            async def q(request):
+                await asyncio.sleep(0.05)
+                value = recorder.setup(request, "q@root", [])
+                yield value
+                recorder.teardown(value)
+            """,
+        modules={
+            "test_a.py": """
+                @pytest.mark.parametrize("p", ["a"], indirect=True)
+                async def test_zero(request, p):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+                """,
+            "test_b.py": """
+                @pytest.mark.parametrize("p", ["b"], indirect=True)
+                async def test_one(request, q, p):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+
+
+                @pytest.mark.parametrize("p", ["b"], indirect=True)
+                async def test_two(request, p):
+                    received = recorder.start(request)
+                    await asyncio.sleep(0.01)
+                    recorder.end(request, received)
+                """,
+        },
+    ),
 )
