@@ -1,4 +1,8 @@
-"""Installing pytest-concurrently next to pytest-asyncio changes no outcome."""
+"""Installing pytest-concurrently next to pytest-asyncio changes no outcome.
+
+How auto mode and the ``concurrent`` marker run tests written for
+pytest-asyncio and anyio is tested in test_dropin.py.
+"""
 
 from __future__ import annotations
 
@@ -96,77 +100,6 @@ def test_pytest_asyncio_tests_run_beside_concurrent_ones(pytester: pytest.Pytest
     assert all_overlap(before)
     assert all_overlap(after)
     assert not [name for name in (*before, *after) if _overlaps(spans[name], spans["owned"])]
-
-
-@pytest.mark.usefixtures("recorder")
-def test_auto_mode_leaves_pytest_asyncio_tests_to_it_and_says_so(
-    pytester: pytest.Pytester,
-) -> None:
-    _enable_pytest_asyncio(pytester, "strict")
-    pytester.makepyfile(
-        """
-        import asyncio
-        import pytest
-        from recorder import record
-
-        @pytest.mark.parametrize("n", range(2))
-        async def test_ours(n):
-            record(f"ours{n}", "start"); await asyncio.sleep(0.05); record(f"ours{n}", "end")
-
-        @pytest.mark.asyncio
-        async def test_owned():
-            record("owned", "start"); await asyncio.sleep(0.05); record("owned", "end")
-        """
-    )
-    result = pytester.runpytest("-p", "asyncio", "--concurrently-mode=auto")
-    result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["concurrently: 3 tests in *; 1 async test left to pytest-asyncio"])
-    spans = intervals(read_events(pytester))
-    ours = {name: span for name, span in spans.items() if name.startswith("ours")}
-    assert len(ours) == 2
-    # Auto mode runs ours together; the pytest-asyncio test runs alone.
-    assert all_overlap(ours)
-    assert not [name for name in ours if _overlaps(spans[name], spans["owned"])]
-
-
-def test_concurrent_marker_on_a_pytest_asyncio_test_is_an_error(pytester: pytest.Pytester) -> None:
-    _enable_pytest_asyncio(pytester, "strict")
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.asyncio
-        @pytest.mark.concurrent
-        async def test_both():
-            pass
-        """
-    )
-    result = pytester.runpytest("-p", "asyncio")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*test_both: is marked concurrent but is run by pytest-asyncio*"])
-
-
-def test_pytest_asyncio_fixture_in_a_concurrent_test_is_an_error(pytester: pytest.Pytester) -> None:
-    _enable_pytest_asyncio(pytester, "strict")
-    pytester.makepyfile(
-        """
-        import pytest
-        import pytest_asyncio
-
-        @pytest_asyncio.fixture
-        async def theirs():
-            return 1
-
-        @pytest.mark.concurrent
-        async def test_uses_theirs(theirs):
-            pass
-        """
-    )
-    result = pytester.runpytest("-p", "asyncio")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*test_uses_theirs: uses the fixture theirs, made with @pytest_asyncio.fixture*"]
-    )
 
 
 def test_pytest_asyncio_fixture_in_an_async_test_that_runs_alone(

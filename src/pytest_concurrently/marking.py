@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from . import _plugin_adapters as plugin_adapters
 from ._pytest_adapter import fixture_functions, is_plain_test_function
 
 __all__ = [
@@ -52,11 +53,20 @@ class TestPlan:
     :param owner: the plugin that runs its async body, when that is not this
         one (``"pytest-asyncio"``, ``"anyio"``); None for ours or sync tests.
     :param is_async: it is an ``async def`` test function.
+    :param taken_from: the plugin it was written for, when this plugin runs
+        it instead (see :mod:`._plugin_adapters`).
+    :param alone_because: why a test written for another plugin stays with
+        it and runs alone, in words for the user.
+    :param interleaved: a sync test that runs between concurrent tests: it
+        is admitted like them, and while its code runs, nothing else does.
     """
 
     concurrent: bool
     owner: str | None = None
     is_async: bool = False
+    taken_from: str | None = None
+    alone_because: str | None = None
+    interleaved: bool = False
 
 
 class MarkerError(Exception):
@@ -64,9 +74,11 @@ class MarkerError(Exception):
     and the fix."""
 
 
-def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
+def plan_test(item: pytest.Item, mode: Mode, *, interleave_sync: bool = False) -> TestPlan:
     """Decide how ``item`` runs under ``mode``.
 
+    :param interleave_sync: in auto mode, let a plain sync test function run
+        between concurrent tests instead of alone (see :func:`interleaves`).
     :raises MarkerError: for a misused ``concurrent`` or ``isolated`` marker.
     """
     closest = _closest_marks(item)
@@ -91,43 +103,63 @@ def plan_test(item: pytest.Item, mode: Mode) -> TestPlan:
             f"{item.nodeid}: @pytest.mark.concurrent applies to async tests, and this "
             "test is not an 'async def' function; remove the marker or make the test async"
         )
-    owner = _other_owner(item, closest) if is_async else None
+    if (
+        not is_async
+        and interleave_sync
+        and mode is Mode.AUTO
+        and isolated_mark is None
+        and is_plain_test_function(item)
+        and _why_not_concurrent(item, closest) is None
+    ):
+        return TestPlan(concurrent=True, interleaved=True)
+    claim = plugin_adapters.claim(item) if is_async else None
+    owner = claim.owner if claim is not None else None
     if mode is Mode.OFF or not is_async or isolated_mark is not None:
         return TestPlan(concurrent=False, owner=owner, is_async=is_async)
-    wants_concurrency = mode is Mode.AUTO or concurrent_mark is not None
-    if not wants_concurrency:
+    if mode is Mode.MARKED and concurrent_mark is None:
         return TestPlan(concurrent=False, owner=owner, is_async=is_async)
-    if owner is not None:
-        if mode is Mode.AUTO and concurrent_mark is None:
-            return TestPlan(concurrent=False, owner=owner, is_async=is_async)
-        raise MarkerError(
-            f"{item.nodeid}: is marked concurrent but is run by {owner} "
-            f"({_owner_hint(owner)}); concurrent tests run on pytest-concurrently's loop, "
-            f"so remove the {owner} marker from this test, or the concurrent marker"
-        )
+    problem = _why_not_concurrent(item, closest)
+    if claim is not None:
+        reason = claim.alone_because or (problem[0] if problem is not None else None)
+        if reason is None:
+            return TestPlan(concurrent=True, is_async=True, taken_from=claim.owner)
+        if concurrent_mark is not None and (mode is Mode.MARKED or CONCURRENT_MARKER in own_names):
+            raise MarkerError(
+                f"{item.nodeid}: is marked concurrent, but {reason}; "
+                f"remove the concurrent marker, and {claim.owner} runs it alone"
+            )
+        return TestPlan(concurrent=False, owner=owner, is_async=True, alone_because=reason)
+    if problem is not None:
+        raise MarkerError(f"{item.nodeid}: {problem[0]}; {problem[1]}")
+    return TestPlan(concurrent=True, is_async=True)
+
+
+def _why_not_concurrent(
+    item: pytest.Item, closest: dict[str, pytest.Mark]
+) -> tuple[str, str] | None:
+    """What in a test keeps it from sharing the process with other tests in
+    flight, and the fix, in words for the user; None when nothing does."""
     for name in item.fixturenames:  # type: ignore[attr-defined]
         reason = PROCESS_WIDE_FIXTURES.get(name)
         if reason is not None:
-            raise MarkerError(
-                f"{item.nodeid}: uses the {name} fixture, which {reason}, so it cannot "
-                "share the process with other tests in flight; mark the test "
-                "@pytest.mark.isolated (it then runs alone) or capture output another way"
+            return (
+                f"uses the {name} fixture, which {reason}, so it cannot share the "
+                "process with other tests in flight",
+                "mark the test @pytest.mark.isolated (it then runs alone) or capture "
+                "output another way",
             )
     for name, function in fixture_functions(item):
-        # pytest-asyncio marks the fixtures it runs on its own loop.
-        if getattr(function, "_force_asyncio_fixture", False):
-            raise MarkerError(
-                f"{item.nodeid}: uses the fixture {name}, made with "
-                "@pytest_asyncio.fixture, which runs on pytest-asyncio's loop and cannot "
-                "run inside pytest-concurrently's; define it with @pytest.fixture instead"
-            )
+        problem = plugin_adapters.fixture_problem(function)
+        if problem is not None:
+            return f"uses the fixture {name}, {problem}", "define it with @pytest.fixture instead"
     if "filterwarnings" in closest:
-        raise MarkerError(
-            f"{item.nodeid}: has a filterwarnings marker, but warning filters are "
-            "process-wide and would apply to every test in flight; mark the test "
-            "@pytest.mark.isolated, or move the filter to the 'filterwarnings' ini option"
+        return (
+            "has a filterwarnings marker, but warning filters are process-wide and "
+            "would apply to every test in flight",
+            "mark the test @pytest.mark.isolated, or move the filter to the "
+            "'filterwarnings' ini option",
         )
-    return TestPlan(concurrent=True, is_async=True)
+    return None
 
 
 def is_async_test(item: pytest.Item) -> bool:
@@ -138,9 +170,7 @@ def is_async_test(item: pytest.Item) -> bool:
 
 
 #: The markers a plan looks at; the closest of each is found in one pass.
-_PLANNING_MARKERS = frozenset(
-    {CONCURRENT_MARKER, ISOLATED_MARKER, "filterwarnings", "asyncio", "anyio"}
-)
+_PLANNING_MARKERS = frozenset({CONCURRENT_MARKER, ISOLATED_MARKER, "filterwarnings"})
 
 
 def _closest_marks(item: pytest.Item) -> dict[str, pytest.Mark]:
@@ -149,23 +179,6 @@ def _closest_marks(item: pytest.Item) -> dict[str, pytest.Mark]:
         if mark.name in _PLANNING_MARKERS:
             closest.setdefault(mark.name, mark)
     return closest
-
-
-def _other_owner(item: pytest.Item, closest: dict[str, pytest.Mark]) -> str | None:
-    plugins = item.config.pluginmanager
-    if "asyncio" in closest and plugins.has_plugin("asyncio"):
-        return "pytest-asyncio"
-    if plugins.has_plugin("anyio") and (
-        "anyio" in closest or "anyio_backend" in getattr(item, "fixturenames", ())
-    ):
-        return "anyio"
-    return None
-
-
-def _owner_hint(owner: str) -> str:
-    if owner == "pytest-asyncio":
-        return "it has the asyncio marker, or pytest-asyncio runs in auto mode"
-    return "it has the anyio marker or uses the anyio_backend fixture"
 
 
 def _format_arguments(mark: pytest.Mark) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
 from . import bridge
 from .loop import EventLoopHost
@@ -36,8 +37,13 @@ class _PluginState:
     # Whether sync fixtures wider than function scope get owner tasks: while
     # tests run concurrently, so one task sets each up and tears it down.
     own_sync_fixtures: bool = False
+    # In auto mode, whether sync tests interleave ("interleave") or run
+    # alone ("alone").
+    sync_tests: str = "interleave"
     # In auto mode, why no test ran concurrently (for the end of the run).
     nothing_concurrent: str | None = None
+    # node id -> why a test written for another plugin ran alone under it.
+    alone_under: dict[str, str] = field(default_factory=dict)
 
 
 _state_key = pytest.StashKey[_PluginState]()
@@ -63,6 +69,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help=f"the most tests in flight at once (default {DEFAULT_CONCURRENCY}).",
     )
+    group.addoption(
+        "--concurrently-sync-tests",
+        dest="concurrently_sync_tests",
+        default=None,
+        metavar="HOW",
+        help="in auto mode, interleave (default): sync test functions run between "
+        "concurrent tests, each while nothing else runs; alone: each sync test runs "
+        "with no other test in flight.",
+    )
+    parser.addini(
+        "concurrently_sync_tests",
+        "default for --concurrently-sync-tests: interleave or alone.",
+        default="interleave",
+    )
     parser.addini(
         "concurrently_mode",
         "default for --concurrently-mode: off, marked or auto.",
@@ -87,9 +107,17 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{ISOLATED_MARKER}: run this test with no other test in flight, even under "
         "--concurrently-mode=auto (pytest-concurrently).",
     )
-    state = _PluginState(mode=_read_mode(config), concurrency=_read_concurrency(config))
+    state = _PluginState(
+        mode=_read_mode(config),
+        concurrency=_read_concurrency(config),
+        sync_tests=_read_sync_tests(config),
+    )
     config.stash[_state_key] = state
     state.outer_loop_runner = bridge.set_idle_loop_runner(state.loop.run)
+    # Registered after every plugin installed or named with -p, so that among
+    # the first-called implementations of pytest_pyfunc_call it is called
+    # first: anyio's would otherwise run a test claimed from it.
+    config.pluginmanager.register(TestBodies(), "concurrently-test-bodies")
 
 
 def _read_mode(config: pytest.Config) -> Mode:
@@ -101,6 +129,19 @@ def _read_mode(config: pytest.Config) -> Mode:
     except ValueError:
         choices = ", ".join(mode.value for mode in Mode)
         raise pytest.UsageError(f"{source} must be one of {choices}; got {value!r}") from None
+
+
+def _read_sync_tests(config: pytest.Config) -> str:
+    option = config.getoption("concurrently_sync_tests")
+    source = (
+        "--concurrently-sync-tests"
+        if option is not None
+        else "the concurrently_sync_tests ini option"
+    )
+    value = str(option if option is not None else config.getini("concurrently_sync_tests"))
+    if value.strip().lower() not in ("interleave", "alone"):
+        raise pytest.UsageError(f"{source} must be interleave or alone; got {value!r}")
+    return value.strip().lower()
 
 
 def _read_concurrency(config: pytest.Config) -> int:
@@ -126,13 +167,28 @@ def pytest_collection_modifyitems(
     """Plan every selected test; reject misused markers by name."""
     state = config.stash[_state_key]
     problems = []
+    interleave_sync = state.sync_tests == "interleave" and not hasattr(config, "workerinput")
+    plans = []
     for item in items:
         try:
-            item.stash[_plan_key] = plan_test(item, state.mode)
+            plan = plan_test(item, state.mode, interleave_sync=interleave_sync)
         except MarkerError as error:
             problems.append(str(error))
+            continue
+        plans.append(plan)
+        item.stash[_plan_key] = plan
+        if plan.taken_from is not None:
+            plugin_adapters.take_over(item, plan.taken_from)
+        elif plan.alone_because is not None:
+            state.alone_under[item.nodeid] = f"alone under {plan.owner}: {plan.alone_because}"
     if problems:
         raise pytest.UsageError("pytest-concurrently:\n  " + "\n  ".join(problems))
+    if not any(plan.concurrent and plan.is_async for plan in plans):
+        # Sync tests interleave between concurrent async tests; without
+        # any, they run alone as pytest runs them.
+        for item in items:
+            if item.stash[_plan_key].interleaved:
+                item.stash[_plan_key] = TestPlan(concurrent=False)
     _refuse_conflicting_options(config, state, items)
 
 
@@ -223,8 +279,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     state.stats = RunStats()
     for plan in plans if state.mode is Mode.AUTO else ():
         if plan.owner is not None and not plan.concurrent:
-            left = state.stats.left_to_other_plugins
-            left[plan.owner] = left.get(plan.owner, 0) + 1
+            key = (plan.owner, plan.alone_because or "it is marked isolated")
+            alone = state.stats.alone_under_other_plugins
+            alone[key] = alone.get(key, 0) + 1
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         # Tests of several files are in flight at once, so progress dots
@@ -245,19 +302,35 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
 def _why_nothing_is_concurrent(plans: list[TestPlan]) -> str:
     ours = sum(1 for plan in plans if plan.is_async and plan.owner is None)
-    others: dict[str, int] = {}
+    others: dict[tuple[str, str], int] = {}
     for plan in plans:
         if plan.owner is not None:
-            others[plan.owner] = others.get(plan.owner, 0) + 1
+            key = (plan.owner, plan.alone_because or "it is marked isolated")
+            others[key] = others.get(key, 0) + 1
     reasons = [
-        f"{count:,} async {'test is' if count == 1 else 'tests are'} run by {owner}"
-        for owner, count in sorted(others.items())
+        f"{count:,} async {'test runs' if count == 1 else 'tests run'} alone under "
+        f"{owner} ({reason})"
+        for (owner, reason), count in sorted(others.items())
     ]
     if ours:
         reasons.append(f"{ours:,} async {'test is' if ours == 1 else 'tests are'} marked isolated")
     if not reasons:
         reasons.append("no async test was selected")
     return "concurrently: auto mode ran no test concurrently: " + "; ".join(reasons)
+
+
+@pytest.hookimpl(specname="pytest_fixture_setup", wrapper=True, tryfirst=True)
+def pytest_fixture_setup_hidden_from_plugins(
+    fixturedef: adapter.FixtureDef[object], request: adapter.SubRequest
+) -> Generator[None, object, object]:
+    """Hide the ``async def`` fixtures this plugin sets up from the fixture
+    wrappers of pytest-asyncio and anyio, which would run them on loops of
+    their own; :func:`pytest_fixture_setup` shows them again."""
+    plan = adapter.requesting_item(request).stash.get(_plan_key, None)
+    if plan is None or plan.owner is not None:
+        return (yield)
+    with plugin_adapters.hiding_fixture_from_plugins(fixturedef):
+        return (yield)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -272,6 +345,7 @@ def pytest_fixture_setup(
     it is sync too. ``async def`` fixtures of tests that another plugin runs
     are left to that plugin.
     """
+    plugin_adapters.reveal_fixture(fixturedef)
     if request.config.getoption("setupplan", False):
         return None  # --setup-plan shows fixtures without running them
     state = request.config.stash[_state_key]
@@ -289,17 +363,36 @@ def pytest_fixture_setup(
     return None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run the body of an ``async def`` test that no other plugin runs."""
-    __tracebackhide__ = True
-    plan = pyfuncitem.stash.get(_plan_key, None)
-    # Decided at collection: --trace later wraps the test function in a sync
-    # function that returns the coroutine.
-    if plan is None or not _is_ours_and_async(plan):
-        return None
-    adapter.call_async_test(pyfuncitem)
-    return True
+class TestBodies:
+    """Runs the bodies of the ``async def`` tests this plugin runs."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        """Run the body of an ``async def`` test that no other plugin runs."""
+        __tracebackhide__ = True
+        plan = pyfuncitem.stash.get(_plan_key, None)
+        # Decided at collection: --trace later wraps the test function in a
+        # sync function that returns the coroutine.
+        if plan is None or not _is_ours_and_async(plan):
+            return None
+        adapter.call_async_test(pyfuncitem)
+        return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> Generator[None, object, object]:
+    """In verbose output, say why a test written for another plugin ran alone."""
+    status = yield
+    reason = config.stash[_state_key].alone_under.get(report.nodeid)
+    if reason is None or config.get_verbosity() < 1 or not isinstance(status, tuple):
+        return status
+    category, letter, word = status
+    if isinstance(word, tuple):
+        text, markup = word
+        return category, letter, (f"{text} ({reason})", markup) if text else word
+    return category, letter, f"{word} ({reason})" if word else word
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

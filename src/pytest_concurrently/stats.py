@@ -20,7 +20,8 @@ class RunStats:
     tests: int = 0
     test_seconds: float = 0.0
     peak_in_flight: int = 0
-    left_to_other_plugins: dict[str, int] = field(default_factory=dict)
+    #: (plugin, reason) -> how many async tests ran alone under that plugin.
+    alone_under_other_plugins: dict[tuple[str, str], int] = field(default_factory=dict)
     _in_flight: int = 0
     _started_at: float | None = None
     _ended_at: float | None = None
@@ -60,6 +61,6 @@ class RunStats:
             f"{self.test_seconds:,.1f} s of test time{speedup}, "
             f"up to {self.peak_in_flight:,} in flight"
         )
-        for owner, count in sorted(self.left_to_other_plugins.items()):
-            line += f"; {count:,} async {'test' if count == 1 else 'tests'} left to {owner}"
+        for (owner, reason), count in sorted(self.alone_under_other_plugins.items()):
+            line += f"; {count:,} ran alone under {owner} ({reason})"
         return line
