@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import all_overlap, intervals, read_events
 
 INTERLEAVED = """
 import asyncio
@@ -121,46 +122,50 @@ def test_caplog_level_set_in_a_fixture_lasts_into_the_call(pytester: pytest.Pyte
     pytester.runpytest().assert_outcomes(passed=1)
 
 
-def test_a_background_task_outliving_its_test_reaches_no_other_test(
+@pytest.mark.usefixtures("recorder")
+def test_log_records_of_a_shared_server_reach_the_tests_in_flight(
     pytester: pytest.Pytester,
 ) -> None:
+    # A session fixture's server task logs each request it serves; each test
+    # checks with caplog that its request was served, as it would pass in a
+    # sequential run. Records a test emits itself stay its own.
     pytester.makepyfile(
         """
         import asyncio
         import logging
         import pytest
+        from recorder import record
 
-        pytestmark = pytest.mark.concurrent
         log = logging.getLogger("server")
 
         @pytest.fixture(scope="session")
         async def server():
-            async def heartbeat():
+            requests = asyncio.Queue()
+            async def serve():
                 while True:
-                    log.warning("heartbeat")
-                    print("heartbeat")
-                    await asyncio.sleep(0.01)
-            task = asyncio.create_task(heartbeat())
-            yield
+                    name, reply = await requests.get()
+                    log.warning("served %s", name)
+                    reply.set_result(None)
+            task = asyncio.create_task(serve())
+            yield requests
             task.cancel()
 
-        async def test_starts_the_server(server):
-            await asyncio.sleep(0.001)
-
         @pytest.mark.parametrize("n", range(3))
-        async def test_later(n, server, caplog):
+        async def test_asks(n, server, caplog):
+            record(f"asks{n}", "start")
+            logging.getLogger("me").warning("mine %s", n)
+            reply = asyncio.get_running_loop().create_future()
+            await server.put((f"test {n}", reply))
+            await reply
             await asyncio.sleep(0.05)
-            logging.getLogger("me").warning("mine")
-            print("mine")
-            assert [r.getMessage() for r in caplog.records] == ["mine"]
+            record(f"asks{n}", "end")
+            assert f"served test {n}" in caplog.messages
+            assert [m for m in caplog.messages if m.startswith("mine")] == [f"mine {n}"]
         """
     )
-    result = pytester.runpytest("--concurrency=1", "-rA")
-    result.assert_outcomes(passed=4)
-    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
-    for report in reports:
-        if "test_later" in report.nodeid and report.when == "call":
-            assert dict(report.sections)["Captured stdout call"] == "mine\n"
+    for mode in ("off", "auto"):
+        pytester.runpytest(f"--concurrently-mode={mode}").assert_outcomes(passed=3)
+    assert all_overlap(intervals(read_events(pytester)[-6:]))
 
 
 def test_tee_sys_captures_and_passes_output_through(pytester: pytest.Pytester) -> None:

@@ -15,7 +15,10 @@ A sink is closed when its test (or phase) ends. A task that a test started
 and that outlives it (a server started by a session-scoped fixture, say)
 inherits the test's context, so it still finds the sink: once the sink is
 closed its output goes where it would have gone without the plugin, and its
-log records reach no test's report.
+log records go to every test in flight, as they would reach whichever test
+was running in a sequential run (a test that asks a shared server for
+something and then checks the server's log with ``caplog`` passes). A log
+record emitted in a test's own context is that test's alone.
 """
 
 from __future__ import annotations
@@ -147,13 +150,24 @@ class RoutedLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Pass ``record`` to the current phase's handlers, honouring each
-        handler's own level (``caplog.set_level`` sets it)."""
+        handler's own level (``caplog.set_level`` sets it); a record from
+        outside any open phase goes to the handlers of every open phase."""
         sink = _phase_logs.get()
-        if sink is None or not sink.open:
+        if sink is not None and sink.open:
+            _handle(sink, record)
             return
-        for handler in sink.handlers:
-            if record.levelno >= handler.level:
-                handler.handle(record)
+        for open_sink in list(_open_log_sinks):
+            _handle(open_sink, record)
+
+
+def _handle(sink: LogSink, record: logging.LogRecord) -> None:
+    for handler in sink.handlers:
+        if record.levelno >= handler.level:
+            handler.handle(record)
+
+
+# The log sinks of the phases in flight, in the order they opened.
+_open_log_sinks: dict[LogSink, None] = {}
 
 
 class WarningRouter:
@@ -249,9 +263,16 @@ def capturing_output() -> AbstractContextManager[PhaseOutput]:
     return _open_in_this_context(_phase_output, PhaseOutput())
 
 
-def capturing_logs(*handlers: logging.Handler) -> AbstractContextManager[LogSink]:
-    """Route this context's log records to ``handlers`` until the block ends."""
-    return _open_in_this_context(_phase_logs, LogSink(handlers))
+@contextmanager
+def capturing_logs(*handlers: logging.Handler) -> Iterator[LogSink]:
+    """Route this context's log records to ``handlers`` until the block
+    ends, and records from outside any open phase too."""
+    with _open_in_this_context(_phase_logs, LogSink(handlers)) as sink:
+        _open_log_sinks[sink] = None
+        try:
+            yield sink
+        finally:
+            del _open_log_sinks[sink]
 
 
 def capturing_warnings() -> AbstractContextManager[WarningSink]:
