@@ -441,3 +441,81 @@ def test_old_pytest_asyncio_keeps_its_tests_and_says_why(pytester: pytest.Pytest
             "fixtures up on its own loops*"
         ]
     )
+
+
+HYPOTHESIS_SUITE = """
+import asyncio
+import pytest
+from hypothesis import given, settings, strategies as st
+from recorder import record
+
+MARK
+async def test_plain():
+    record("plain", "start")
+    await asyncio.sleep(0.3)
+    record("plain", "end")
+
+MARK
+@settings(max_examples=5, deadline=None)
+@given(st.integers())
+async def test_property_one(x):
+    record(f"one{x}", "start")
+    await asyncio.sleep(0.01)
+    record(f"one{x}", "end")
+
+MARK
+@settings(max_examples=5, deadline=None)
+@given(st.integers())
+async def test_property_two(x):
+    record(f"two{x}", "start")
+    await asyncio.sleep(0.01)
+    record(f"two{x}", "end")
+
+MARK
+@settings(max_examples=20, deadline=None, database=None)
+@given(st.integers())
+async def test_property_fails(x):
+    await asyncio.sleep(0)
+    assert x < 10
+
+"""
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        pytest.param(None, id="ours"),
+        pytest.param("asyncio", id="pytest-asyncio", marks=takes_over_pytest_asyncio),
+        pytest.param("anyio", id="anyio"),
+    ],
+)
+def test_hypothesis_tests_run_beside_others_but_never_beside_each_other(
+    pytester: pytest.Pytester, owner: str | None
+) -> None:
+    pytest.importorskip("hypothesis")
+    mark = {None: "", "asyncio": "@pytest.mark.asyncio", "anyio": "@pytest.mark.anyio"}[owner]
+    if owner == "asyncio":
+        _asyncio_ini(pytester, "strict")
+    pytester.makepyfile(test_props=HYPOTHESIS_SUITE.replace("MARK", mark))
+    if owner == "anyio":
+        pytester.makeconftest(
+            "import pytest\n\n@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'\n"
+        )
+    plugin_options = ("-p", owner) if owner else ()
+    if owner is not None:
+        assert _outcomes(pytester, *plugin_options, "-p", "no:concurrently") == _outcomes(
+            pytester, *plugin_options, "--concurrently-mode=auto"
+        )
+    result = pytester.runpytest(*plugin_options, "--concurrently-mode=auto", "-p", "hypothesis")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["E *test_property_fails(", "E *x=10,"])
+    result.stdout.no_fnmatch_line("*bridge.py*")
+    spans = intervals(read_events(pytester))
+    ones = [span for name, span in spans.items() if name.startswith("one")]
+    twos = [span for name, span in spans.items() if name.startswith("two")]
+    assert ones
+    assert twos
+    # Each example overlaps the plain test; the two properties never overlap.
+    plain = spans["plain"]
+    assert any(start < plain[1] and plain[0] < end for start, end in ones)
+    assert max(end for _, end in ones) <= min(start for start, _ in twos)

@@ -152,6 +152,7 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
     awaiting (cancellation included) are thrown into ``function`` at the
     :func:`wait_for` call that asked for the await.
     """
+    __tracebackhide__ = True  # the awaits it makes show in test failures
     loop = events.get_running_loop()
     worker = _idle_workers.pop() if _idle_workers else _Worker()
     task_greenlet = greenlet.getcurrent()

@@ -163,10 +163,19 @@ def _why_not_concurrent(
 
 
 def is_async_test(item: pytest.Item) -> bool:
-    """Whether ``item`` is a pytest test function defined with ``async def``
-    (``unittest`` test cases run their coroutines themselves)."""
+    """Whether ``item`` is a pytest test function defined with ``async def``,
+    under hypothesis's ``@given`` or not (``unittest`` test cases run their
+    coroutines themselves)."""
+    if not is_plain_test_function(item):
+        return False
     function = getattr(item, "obj", None)
-    return is_plain_test_function(item) and inspect.iscoroutinefunction(function)
+    return inspect.iscoroutinefunction(function) or is_hypothesis_test(item)
+
+
+def is_hypothesis_test(item: pytest.Item) -> bool:
+    """Whether ``item`` is an ``async def`` test under hypothesis's ``@given``;
+    no two such tests are in flight at once."""
+    return plugin_adapters.async_inner_test(getattr(item, "obj", None)) is not None
 
 
 #: The markers a plan looks at; the closest of each is found in one pass.

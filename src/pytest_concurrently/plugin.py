@@ -375,7 +375,11 @@ class TestBodies:
         # sync function that returns the coroutine.
         if plan is None or not _is_ours_and_async(plan):
             return None
-        adapter.call_async_test(pyfuncitem)
+        if plugin_adapters.async_inner_test(pyfuncitem.obj) is not None:
+            with plugin_adapters.examples_through_the_bridge(pyfuncitem.obj):
+                adapter.call_async_test(pyfuncitem)
+        else:
+            adapter.call_async_test(pyfuncitem)
         return True
 
 

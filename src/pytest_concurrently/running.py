@@ -33,11 +33,13 @@ from . import _pytest_adapter as adapter
 from . import bridge
 from .current import RunningTest, running_test
 from .loop import EventLoopHost
-from .marking import TestPlan
+from .marking import TestPlan, is_hypothesis_test
 from .scheduling import AdmissionPolicy, Ticket
 from .stats import RunStats
 
 __all__ = ["ConcurrentSession", "needs_one_task", "run_alone", "run_sequentially"]
+
+_HYPOTHESIS_SLOT = ("hypothesis",)
 
 
 def needs_one_task(item: pytest.Item, plan: TestPlan) -> bool:
@@ -120,6 +122,11 @@ class ConcurrentSession:
         self._fixtures = adapter.FixtureInstances()
         lives = adapter.instance_slots(self._items)
         self._fixtures.plan(self._items, lives)
+        for index, item in enumerate(self._items):
+            if plans[index].concurrent and is_hypothesis_test(item):
+                # Hypothesis builds examples in thread-local state: a life
+                # of its own keeps every other such test out while it runs.
+                lives[index][_HYPOTHESIS_SLOT] = index
         self._policy = AdmissionPolicy(
             (Ticket(index, plan.concurrent, lives[index]) for index, plan in enumerate(plans)),
             max_in_flight,

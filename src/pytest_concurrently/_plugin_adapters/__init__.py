@@ -22,10 +22,13 @@ from typing import Any
 import pytest
 
 from . import anyio_plugin, asyncio_plugin
+from .hypothesis_tests import async_inner_test, examples_through_the_bridge
 
 __all__ = [
     "Claim",
+    "async_inner_test",
     "claim",
+    "examples_through_the_bridge",
     "fixture_problem",
     "hiding_fixture_from_plugins",
     "reveal_fixture",

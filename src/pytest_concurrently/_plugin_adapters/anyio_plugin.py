@@ -39,9 +39,6 @@ def claim(item: pytest.Item) -> tuple[bool, str | None]:
         return False, None
     if "anyio_backend" not in getattr(item, "fixturenames", ()):
         return False, None
-    function = getattr(item, "obj", None)
-    if hasattr(function, "hypothesis"):
-        return True, "it is a hypothesis test, which anyio runs itself"
     backend = _backend(item)
     if backend is _UNKNOWN:
         return True, "its anyio_backend fixture's value is known only when it runs"

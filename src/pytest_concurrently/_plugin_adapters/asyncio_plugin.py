@@ -15,7 +15,7 @@ no runner fixture, no loop of its own, and the body goes through
 ``pytest_pyfunc_call``, where this plugin runs it.
 
 Internals relied on: ``pytest_asyncio.plugin.PytestAsyncioFunction`` and its
-subclasses ``Coroutine`` and ``AsyncStaticMethod``, the
+subclass ``AsyncGenerator``, the
 ``_asyncio_loop_factory`` parameter a loop factory adds, and the
 ``event_loop_policy`` fixture's home module (1.1 to 1.5).
 """
@@ -64,13 +64,8 @@ def claim(item: pytest.Item) -> tuple[bool, str | None]:
             f"pytest-asyncio {'.'.join(map(str, version))} sets async fixtures up on its "
             "own loops; pytest-asyncio 1.1 or later lets them run concurrently"
         )
-    if not isinstance(item, (_plugin.Coroutine, _plugin.AsyncStaticMethod)):
-        kind = (
-            "a hypothesis test"
-            if type(item).__name__ == "AsyncHypothesisTest"
-            else "not a coroutine"
-        )
-        return True, f"it is {kind}, which pytest-asyncio runs itself"
+    if isinstance(item, _plugin.AsyncGenerator):
+        return True, "it is an async generator, which pytest-asyncio runs itself"
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "_asyncio_loop_factory" in callspec.params:
         return True, "it runs on a pytest-asyncio loop factory's loop"
