@@ -20,6 +20,7 @@ from .marking import (
     TestPlan,
     plan_test,
 )
+from .rerunning import RerunLedger
 from .running import ConcurrentSession, needs_one_task, run_sequentially
 from .stats import RunStats
 
@@ -44,6 +45,10 @@ class _PluginState:
     nothing_concurrent: str | None = None
     # node id -> why a test written for another plugin ran alone under it.
     alone_under: dict[str, str] = field(default_factory=dict)
+    reruns: RerunLedger = field(default_factory=lambda: RerunLedger(enabled=False))
+    # Node ids of the tests that ran concurrently, and how many of them failed.
+    concurrent_ids: set[str] = field(default_factory=set)
+    failed_concurrently: int = 0
 
 
 _state_key = pytest.StashKey[_PluginState]()
@@ -77,6 +82,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="in auto mode, interleave (default): sync test functions run between "
         "concurrent tests, each while nothing else runs; alone: each sync test runs "
         "with no other test in flight.",
+    )
+    group.addoption(
+        "--concurrently-rerun-alone",
+        dest="concurrently_rerun_alone",
+        action="store_true",
+        default=None,
+        help="run a test that failed while running concurrently once more, alone, "
+        "after every test has run; only that run is reported.",
+    )
+    parser.addini(
+        "concurrently_rerun_alone",
+        "default for --concurrently-rerun-alone (true or false).",
+        type="bool",
+        default=False,
     )
     parser.addini(
         "concurrently_sync_tests",
@@ -112,12 +131,17 @@ def pytest_configure(config: pytest.Config) -> None:
         concurrency=_read_concurrency(config),
         sync_tests=_read_sync_tests(config),
     )
+    rerun = config.getoption("concurrently_rerun_alone")
+    state.reruns = RerunLedger(
+        enabled=bool(rerun if rerun is not None else config.getini("concurrently_rerun_alone"))
+    )
     config.stash[_state_key] = state
     state.outer_loop_runner = bridge.set_idle_loop_runner(state.loop.run)
     # Registered after every plugin installed or named with -p, so that among
     # the first-called implementations of pytest_pyfunc_call it is called
     # first: anyio's would otherwise run a test claimed from it.
     config.pluginmanager.register(TestBodies(), "concurrently-test-bodies")
+    config.pluginmanager.register(FailureCounter(state), "concurrently-failure-counter")
 
 
 def _read_mode(config: pytest.Config) -> Mode:
@@ -289,8 +313,12 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         # dots without file names.
         reporter.showfspath = False
     state.own_sync_fixtures = True
+    state.concurrent_ids = {
+        item.nodeid for item, plan in zip(session.items, plans, strict=True) if plan.concurrent
+    }
+    reruns = state.reruns if state.reruns.enabled else None
     try:
-        ConcurrentSession(session, plans, state.concurrency, state.loop, state.stats).run()
+        ConcurrentSession(session, plans, state.concurrency, state.loop, state.stats, reruns).run()
     finally:
         state.own_sync_fixtures = False
     if session.shouldfail:
@@ -387,9 +415,13 @@ class TestBodies:
 def pytest_report_teststatus(
     report: pytest.TestReport, config: pytest.Config
 ) -> Generator[None, object, object]:
-    """In verbose output, say why a test written for another plugin ran alone."""
+    """In verbose output, say why a test ran alone: it was written for
+    another plugin that needs it, or it failed concurrently and ran again."""
     status = yield
-    reason = config.stash[_state_key].alone_under.get(report.nodeid)
+    state = config.stash[_state_key]
+    reason = state.alone_under.get(report.nodeid)
+    if report.nodeid in state.reruns.failed_concurrently:
+        reason = "run again alone after failing concurrently"
     if reason is None or config.get_verbosity() < 1 or not isinstance(status, tuple):
         return status
     category, letter, word = status
@@ -399,11 +431,38 @@ def pytest_report_teststatus(
     return category, letter, f"{word} ({reason})" if word else word
 
 
+class FailureCounter:
+    """Counts the failures of concurrent tests, and of their runs alone."""
+
+    def __init__(self, state: _PluginState) -> None:
+        self._state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Count ``report`` if it is a failure of a concurrent test."""
+        if not report.failed:
+            return
+        state = self._state
+        state.reruns.record(report)
+        if report.nodeid in state.concurrent_ids and report.nodeid not in state.reruns.failed_alone:
+            state.failed_concurrently += 1
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the end-of-run line when tests ran concurrently."""
     state = terminalreporter.config.stash[_state_key]
+    state.reruns.summary(terminalreporter)
     if state.stats is not None and state.stats.tests:
-        terminalreporter.write_line(state.stats.summary_line())
+        line = state.stats.summary_line()
+        reruns = state.reruns.failed_concurrently
+        if reruns:
+            passed = len(reruns) - len(state.reruns.failed_alone)
+            line += f"; {len(reruns):,} failed concurrently and ran again alone ({passed:,} passed)"
+        elif state.failed_concurrently and not state.reruns.enabled:
+            line += (
+                f"; {state.failed_concurrently:,} failed while running concurrently "
+                "(--concurrently-rerun-alone runs them again alone)"
+            )
+        terminalreporter.write_line(line)
     elif state.nothing_concurrent is not None:
         terminalreporter.write_line(state.nothing_concurrent)
 

@@ -34,6 +34,7 @@ from . import bridge
 from .current import RunningTest, running_test
 from .loop import EventLoopHost
 from .marking import TestPlan, is_hypothesis_test
+from .rerunning import RerunLedger
 from .scheduling import AdmissionPolicy, Ticket
 from .stats import RunStats
 
@@ -113,8 +114,11 @@ class ConcurrentSession:
         max_in_flight: int,
         loop: EventLoopHost,
         stats: RunStats,
+        reruns: RerunLedger | None = None,
     ) -> None:
         self._session = session
+        self._reruns = reruns
+        self._to_rerun: list[pytest.Item] = []
         self._items: Sequence[pytest.Item] = session.items
         self._plans = plans
         self._loop = loop
@@ -169,8 +173,37 @@ class ConcurrentSession:
                     admitted = self._admit()
                 if self._session_ending is not None:
                     raise self._session_ending
+            self._rerun_alone()
         finally:
             gc.unfreeze()
+
+    def _keep_failed(self, item: pytest.Item, reports: list[pytest.TestReport]) -> bool:
+        """Whether to hold a failed concurrent test back and run it again
+        alone once every test has run."""
+        session = self._session
+        if self._reruns is None or session.shouldstop or session.shouldfail:
+            return False
+        if not self._reruns.keep(item, reports):
+            return False
+        self._to_rerun.append(item)
+        return True
+
+    def _rerun_alone(self) -> None:
+        """Run the tests held back by :meth:`_keep_failed` again, one at a
+        time, as pytest would run a session of just them."""
+        if not self._to_rerun or self._reruns is None:
+            return
+        # Whatever the concurrent run left set up is torn down first, then
+        # the tests run in pytest's own order with pytest's own SetupState.
+        adapter.restart_setup_state(self._session)
+        to_rerun = sorted(self._to_rerun, key=self._items.index)
+        for index, item in enumerate(to_rerun):
+            nextitem = to_rerun[index + 1] if index + 1 < len(to_rerun) else None
+            self._reruns.rerunning(item)
+            plan = self._plans[self._items.index(item)]
+            run_alone(item, nextitem, self._loop, one_task=needs_one_task(item, plan))
+            if self._session.shouldfail or self._session.shouldstop:
+                break
 
     def _abandon_in_flight(self) -> bool:
         """At a second Ctrl-C: give up on the teardowns still running, saying
@@ -257,7 +290,10 @@ class ConcurrentSession:
         try:
             self._fixtures.isolate(item)
             await bridge.run_sync(
-                adapter.run_protocol, item, functools.partial(self._entering_teardown, ticket, item)
+                adapter.run_protocol,
+                item,
+                functools.partial(self._entering_teardown, ticket, item),
+                self._keep_failed if self._reruns is not None else None,
             )
         except BaseException as exc:
             # pytest lets KeyboardInterrupt and pytest.exit through a test's

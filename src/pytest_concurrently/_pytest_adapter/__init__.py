@@ -52,6 +52,7 @@ from .protocol import is_plain_test_function as is_plain_test_function
 from .protocol import run_protocol as run_protocol
 from .setupstate import ConcurrentSetupState as ConcurrentSetupState
 from .setupstate import install_setup_state as install_setup_state
+from .setupstate import restart_setup_state as restart_setup_state
 
 __all__ = [
     "ConcurrentSetupState",
@@ -67,6 +68,7 @@ __all__ = [
     "is_plain_test_function",
     "is_shared_request",
     "requesting_item",
+    "restart_setup_state",
     "route_phase_capture",
     "run_protocol",
     "setup_async_fixture",

@@ -31,39 +31,83 @@ from .warning_capture import forget_warned_locations, report_warnings
 __all__ = ["call_async_test", "is_plain_test_function", "run_protocol"]
 
 
-def run_protocol(item: pytest.Item, entering_teardown: Callable[[], object]) -> None:
+def run_protocol(
+    item: pytest.Item,
+    entering_teardown: Callable[[], object],
+    keep_failed: Callable[[pytest.Item, list[pytest.TestReport]], bool] | None = None,
+) -> None:
     """pytest's ``runtestprotocol`` for one concurrent item, with its
     ``pytest_runtest_logstart`` and ``pytest_runtest_logfinish``.
 
     :param entering_teardown: called between the call and the teardown phase;
         the runner stops counting the test as cancellable there, so an
         interrupted session still tears every fixture down.
+    :param keep_failed: when given, the test's reports are held until it
+        ends; if one of them failed and ``keep_failed(item, reports)``
+        returns True, none is logged (the test will run again), otherwise
+        all are logged then.
     """
     ihook = item.ihook
     # pytest opens a catch_warnings block per test, which forgets which
     # locations already warned ("default" shows a warning once per location);
     # one block spans the concurrent phase here, so forget them per test.
     forget_warned_locations()
+    held: list[pytest.TestReport] | None = None if keep_failed is None else []
     with routing.capturing_warnings() as warnings_issued:
-        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-        reported: list[str] = []
+        if held is None:
+            ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         try:
-            _setup_and_call(item, reported)
-        finally:
-            entering_teardown()
-            try:
-                if "setup" in reported:
-                    call_and_report(item, "teardown", log=True, nextitem=None)
-                else:
-                    _tear_down_unreported(item)
-            finally:
-                # As runtestprotocol: let the fixture values go.
-                if hasattr(item, "_request"):
-                    with_request = cast(Any, item)
-                    with_request._request = False
-                    with_request.funcargs = None
+            _run_phases(item, entering_teardown, held)
+        except BaseException:
+            # The session is ending (Ctrl-C, pytest.exit): report what ran.
+            if held is not None:
+                _log_held(item, held)
+            raise
+        if held is not None:
+            assert keep_failed is not None
+            if any(report.failed for report in held) and keep_failed(item, held):
+                return  # it runs again later; only that run is reported
+            _log_held(item, held)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     report_warnings(item, warnings_issued)
+
+
+def _log_held(item: pytest.Item, held: list[pytest.TestReport]) -> None:
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for report in held:
+        item.ihook.pytest_runtest_logreport(report=report)
+
+
+def _run_phases(
+    item: pytest.Item,
+    entering_teardown: Callable[[], object],
+    held: list[pytest.TestReport] | None,
+) -> None:
+    reported: list[str] = []
+    try:
+        _setup_and_call(item, reported, held)
+    finally:
+        entering_teardown()
+        try:
+            if "setup" in reported:
+                _call_and_report(item, "teardown", held, nextitem=None)
+            else:
+                _tear_down_unreported(item)
+        finally:
+            # As runtestprotocol: let the fixture values go.
+            if hasattr(item, "_request"):
+                with_request = cast(Any, item)
+                with_request._request = False
+                with_request.funcargs = None
+
+
+def _call_and_report(
+    item: pytest.Item, when: str, held: list[pytest.TestReport] | None, **kwds: Any
+) -> pytest.TestReport:
+    report = call_and_report(item, when, log=held is None, **kwds)  # type: ignore[arg-type]
+    if held is not None:
+        held.append(report)
+    return report
 
 
 def _tear_down_unreported(item: pytest.Item) -> None:
@@ -77,11 +121,13 @@ def _tear_down_unreported(item: pytest.Item) -> None:
         item.ihook.pytest_runtest_teardown(item=item, nextitem=None)
 
 
-def _setup_and_call(item: pytest.Item, reported: list[str]) -> None:
+def _setup_and_call(
+    item: pytest.Item, reported: list[str], held: list[pytest.TestReport] | None
+) -> None:
     if hasattr(item, "_request") and not item._request:
         # Only when an item runs twice (pytest-rerunfailures does that).
         cast(Any, item)._initrequest()
-    report = call_and_report(item, "setup", log=True)
+    report = _call_and_report(item, "setup", held)
     reported.append("setup")
     if not report.passed:
         return
@@ -89,7 +135,7 @@ def _setup_and_call(item: pytest.Item, reported: list[str]) -> None:
     if item.config.getoption("setupshow", False):
         _show_test_item(item, setup_only=setup_only)
     if not setup_only:
-        call_and_report(item, "call", log=True)
+        _call_and_report(item, "call", held)
 
 
 def _show_test_item(item: pytest.Item, *, setup_only: bool) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "install_setup_state",
     "node_segments",
     "raise_collected",
+    "restart_setup_state",
     "run_finalizers",
 ]
 
@@ -234,6 +235,13 @@ def raise_collected(exceptions: list[BaseException], message: str) -> None:
         raise exceptions[0]
     if exceptions:
         raise BaseExceptionGroup(message, exceptions[::-1])
+
+
+def restart_setup_state(session: pytest.Session) -> None:
+    """Tear down whatever the session's ``SetupState`` still holds, outside
+    any test, and give the session a fresh pytest ``SetupState``."""
+    session._setupstate.teardown_exact(None)
+    session._setupstate = SetupState()
 
 
 def install_setup_state(
