@@ -198,3 +198,45 @@ def test_hook_may_mark_sync_tests_concurrent(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_every_misused_test_is_named_in_one_run_grouped_by_cause(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_a="""
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        async def test_prints(capsys):
+            pass
+
+        async def test_prints_and_filters(capsys, recwarn):
+            pass
+
+        @pytest.mark.filterwarnings("ignore")
+        async def test_filters():
+            pass
+        """,
+        test_b="""
+        import pytest
+
+        @pytest.mark.concurrent
+        async def test_prints_too(capsys):
+            pass
+        """,
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*pytest-concurrently:",
+            "  3 tests: uses the capsys fixture, *; mark the test @pytest.mark.isolated*:",
+            "    test_a.py::test_prints",
+            "    test_a.py::test_prints_and_filters",
+            "    test_b.py::test_prints_too",
+            "  test_a.py::test_prints_and_filters: uses the recwarn fixture*",
+            "  test_a.py::test_filters: has a filterwarnings marker*",
+        ]
+    )

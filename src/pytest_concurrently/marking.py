@@ -70,8 +70,17 @@ class TestPlan:
 
 
 class MarkerError(Exception):
-    """A marker is used in a way that cannot work; the message names the test
-    and the fix."""
+    """A test is marked in a way that cannot work.
+
+    :param nodeid: the test.
+    :param problems: (cause, fix) pairs in words for the user, one per thing
+        that is wrong (each fixture that cannot be used, say).
+    """
+
+    def __init__(self, nodeid: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{nodeid}: {cause}; {fix}" for cause, fix in problems))
+        self.nodeid = nodeid
+        self.problems = problems
 
 
 def plan_test(item: pytest.Item, mode: Mode, *, interleave_sync: bool = False) -> TestPlan:
@@ -86,30 +95,29 @@ def plan_test(item: pytest.Item, mode: Mode, *, interleave_sync: bool = False) -
     isolated_mark = closest.get(ISOLATED_MARKER)
     for mark in (concurrent_mark, isolated_mark):
         if mark is not None and (mark.args or mark.kwargs):
-            raise MarkerError(
-                f"{item.nodeid}: @pytest.mark.{mark.name} takes no arguments, got "
-                f"{_format_arguments(mark)}; write @pytest.mark.{mark.name}"
-            )
+            cause = f"@pytest.mark.{mark.name} takes no arguments, got {_format_arguments(mark)}"
+            raise MarkerError(item.nodeid, [(cause, f"write @pytest.mark.{mark.name}")])
     # Markers written on the function itself; a hook that adds ``concurrent``
     # to every item, sync ones included, is not misusing it.
     own_names = {mark.name for mark in getattr(getattr(item, "obj", None), "pytestmark", ())}
     if {CONCURRENT_MARKER, ISOLATED_MARKER} <= own_names:
         raise MarkerError(
-            f"{item.nodeid}: is marked both concurrent and isolated; keep one of the two"
+            item.nodeid, [("is marked both concurrent and isolated", "keep one of the two")]
         )
     is_async = is_async_test(item)
     if CONCURRENT_MARKER in own_names and not is_async:
-        raise MarkerError(
-            f"{item.nodeid}: @pytest.mark.concurrent applies to async tests, and this "
-            "test is not an 'async def' function; remove the marker or make the test async"
+        cause = (
+            "@pytest.mark.concurrent applies to async tests, and this test is not an "
+            "'async def' function"
         )
+        raise MarkerError(item.nodeid, [(cause, "remove the marker or make the test async")])
     if (
         not is_async
         and interleave_sync
         and mode is Mode.AUTO
         and isolated_mark is None
         and is_plain_test_function(item)
-        and _why_not_concurrent(item, closest) is None
+        and not _why_not_concurrent(item, closest)
     ):
         return TestPlan(concurrent=True, interleaved=True)
     claim = plugin_adapters.claim(item) if is_async else None
@@ -118,48 +126,60 @@ def plan_test(item: pytest.Item, mode: Mode, *, interleave_sync: bool = False) -
         return TestPlan(concurrent=False, owner=owner, is_async=is_async)
     if mode is Mode.MARKED and concurrent_mark is None:
         return TestPlan(concurrent=False, owner=owner, is_async=is_async)
-    problem = _why_not_concurrent(item, closest)
+    problems = _why_not_concurrent(item, closest)
     if claim is not None:
-        reason = claim.alone_because or (problem[0] if problem is not None else None)
+        reason = claim.alone_because or (problems[0][0] if problems else None)
         if reason is None:
             return TestPlan(concurrent=True, is_async=True, taken_from=claim.owner)
         if concurrent_mark is not None and (mode is Mode.MARKED or CONCURRENT_MARKER in own_names):
             raise MarkerError(
-                f"{item.nodeid}: is marked concurrent, but {reason}; "
-                f"remove the concurrent marker, and {claim.owner} runs it alone"
+                item.nodeid,
+                [
+                    (
+                        f"is marked concurrent, but {reason}",
+                        f"remove the concurrent marker, and {claim.owner} runs it alone",
+                    )
+                ],
             )
         return TestPlan(concurrent=False, owner=owner, is_async=True, alone_because=reason)
-    if problem is not None:
-        raise MarkerError(f"{item.nodeid}: {problem[0]}; {problem[1]}")
+    if problems:
+        raise MarkerError(item.nodeid, problems)
     return TestPlan(concurrent=True, is_async=True)
 
 
 def _why_not_concurrent(
     item: pytest.Item, closest: dict[str, pytest.Mark]
-) -> tuple[str, str] | None:
-    """What in a test keeps it from sharing the process with other tests in
-    flight, and the fix, in words for the user; None when nothing does."""
+) -> list[tuple[str, str]]:
+    """Everything in a test that keeps it from sharing the process with
+    other tests in flight, each with its fix, in words for the user."""
+    problems = []
     for name in item.fixturenames:  # type: ignore[attr-defined]
         reason = PROCESS_WIDE_FIXTURES.get(name)
         if reason is not None:
-            return (
-                f"uses the {name} fixture, which {reason}, so it cannot share the "
-                "process with other tests in flight",
-                "mark the test @pytest.mark.isolated (it then runs alone) or capture "
-                "output another way",
+            problems.append(
+                (
+                    f"uses the {name} fixture, which {reason}, so it cannot share the "
+                    "process with other tests in flight",
+                    "mark the test @pytest.mark.isolated (it then runs alone) or capture "
+                    "output another way",
+                )
             )
     for name, function in fixture_functions(item):
         problem = plugin_adapters.fixture_problem(function)
         if problem is not None:
-            return f"uses the fixture {name}, {problem}", "define it with @pytest.fixture instead"
+            problems.append(
+                (f"uses the fixture {name}, {problem}", "define it with @pytest.fixture instead")
+            )
     if "filterwarnings" in closest:
-        return (
-            "has a filterwarnings marker, but warning filters are process-wide and "
-            "would apply to every test in flight",
-            "mark the test @pytest.mark.isolated, or move the filter to the "
-            "'filterwarnings' ini option",
+        problems.append(
+            (
+                "has a filterwarnings marker, but warning filters are process-wide and "
+                "would apply to every test in flight",
+                "mark the test @pytest.mark.isolated, or move the filter to the "
+                "'filterwarnings' ini option",
+            )
         )
-    return None
+    return problems
 
 
 def is_async_test(item: pytest.Item) -> bool:

@@ -197,7 +197,7 @@ def pytest_collection_modifyitems(
         try:
             plan = plan_test(item, state.mode, interleave_sync=interleave_sync)
         except MarkerError as error:
-            problems.append(str(error))
+            problems.append(error)
             continue
         plans.append(plan)
         item.stash[_plan_key] = plan
@@ -206,7 +206,7 @@ def pytest_collection_modifyitems(
         elif plan.alone_because is not None:
             state.alone_under[item.nodeid] = f"alone under {plan.owner}: {plan.alone_because}"
     if problems:
-        raise pytest.UsageError("pytest-concurrently:\n  " + "\n  ".join(problems))
+        raise pytest.UsageError(_grouped_by_cause(problems))
     if not any(plan.concurrent and plan.is_async for plan in plans):
         # Sync tests interleave between concurrent async tests; without
         # any, they run alone as pytest runs them.
@@ -214,6 +214,23 @@ def pytest_collection_modifyitems(
             if item.stash[_plan_key].interleaved:
                 item.stash[_plan_key] = TestPlan(concurrent=False)
     _refuse_conflicting_options(config, state, items)
+
+
+def _grouped_by_cause(errors: list[MarkerError]) -> str:
+    """One usage error for every misused test, grouped by what is wrong, so
+    that one run names everything to fix."""
+    by_cause: dict[tuple[str, str], list[str]] = {}
+    for error in errors:
+        for problem in error.problems:
+            by_cause.setdefault(problem, []).append(error.nodeid)
+    lines = ["pytest-concurrently:"]
+    for (cause, fix), nodeids in by_cause.items():
+        if len(nodeids) == 1:
+            lines.append(f"  {nodeids[0]}: {cause}; {fix}")
+            continue
+        lines.append(f"  {len(nodeids):,} tests: {cause}; {fix}:")
+        lines.extend(f"    {nodeid}" for nodeid in nodeids)
+    return "\n".join(lines)
 
 
 def _is_ours_and_async(plan: TestPlan) -> bool:
