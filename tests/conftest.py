@@ -87,3 +87,8 @@ def _without_other_async_plugins(
         # pytester clears PYTEST_ADDOPTS when it is created, so set it after.
         request.getfixturevalue("pytester")
         monkeypatch.setenv("PYTEST_ADDOPTS", INNER_OPTIONS)
+
+
+#: Suites written for pytest-asyncio and anyio, run as inner sessions by
+#: test_dropin_corpus.py, never collected by the outer session.
+collect_ignore = ["dropin_corpus"]
