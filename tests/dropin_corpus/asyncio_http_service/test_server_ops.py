@@ -1,0 +1,67 @@
+import asyncio
+import logging
+import os
+import signal
+
+import pytest
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_sigusr1_reloads_configuration(server, caplog):
+    caplog.set_level(logging.INFO, logger="inventory")
+    loop = asyncio.get_running_loop()
+    reloaded = asyncio.Event()
+    generation = server.config_generation
+
+    def on_sigusr1():
+        server.reload()
+        reloaded.set()
+
+    loop.add_signal_handler(signal.SIGUSR1, on_sigusr1)
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.wait_for(reloaded.wait(), timeout=2)
+    finally:
+        assert loop.remove_signal_handler(signal.SIGUSR1)
+
+    assert server.config_generation == generation + 1
+    assert f"configuration reloaded (generation {generation + 1})" in caplog.text
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_bulk_import(client):
+    status, _ = await client.request("POST", "/bulk", {"items": [{"name": "bolt"}]})
+    if status == 501:
+        pytest.skip("this server build has no bulk import")
+    assert status == 200
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize("millis", [100, 200, 300])
+async def test_slow_endpoint_waits(client, millis):
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, body = await client.get(f"/slow?ms={millis}")
+    assert status == 200
+    assert body == {"waited_ms": millis}
+    assert loop.time() - started >= millis / 1000 * 0.9
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_health_counts_items(client):
+    await client.put("/items/501", {"name": "caster", "qty": 4})
+    status, body = await client.get("/health")
+    assert status == 200
+    assert body["items"] >= 1
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_client_sees_server_close(server):
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(b"GET /health\n")
+    await writer.drain()
+    assert (await reader.readline()).startswith(b"200 ")
+    writer.write_eof()
+    assert await reader.read() == b""
+    writer.close()
+    await writer.wait_closed()
