@@ -142,7 +142,3 @@ class TestReservations:
             return status == 200
 
         await wait_for(reservable_again)
-
-    async def test_reserve_needs_post(self, client):
-        await client.put("/items/404", {"name": "shim", "qty": 1})
-        assert (await client.get("/items/404/reserve"))[0] == 405

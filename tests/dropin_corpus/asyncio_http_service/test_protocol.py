@@ -31,11 +31,10 @@ async def test_health(client):
         ("", "empty request line"),
         ("GET", "missing path"),
         ("FETCH /items/1", "unknown method"),
-        ("GET items/1", "must start with '/'"),
         ("PUT /items/1 [1, 2]", "JSON object"),
         ("PUT /items/1 {oops", "not JSON"),
     ],
-    ids=["empty", "no-path", "bad-method", "relative-path", "array-body", "broken-json"],
+    ids=["empty", "no-path", "bad-method", "array-body", "broken-json"],
 )
 def test_parse_rejects_malformed_lines(line, message):
     with pytest.raises(ProtocolError, match=message):
@@ -61,7 +60,6 @@ def test_format_request_round_trips():
     ("line", "expected"),
     [
         ('200 {"id":1}', (200, {"id": 1})),
-        ("204 null", (204, None)),
         ("404", (404, None)),
     ],
 )
@@ -100,7 +98,3 @@ async def test_unknown_route(client, caplog):
     assert body == {"error": "no route for /nowhere"}
     assert "GET /nowhere -> 404 Not Found" in caplog.text
 
-
-def test_every_status_has_a_reason_phrase():
-    for status in (200, 201, 204, 400, 404, 405, 409, 501):
-        assert inventory.REASONS[status]

@@ -48,14 +48,6 @@ async def test_slow_endpoint_waits(client, millis):
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_health_counts_items(client):
-    await client.put("/items/501", {"name": "caster", "qty": 4})
-    status, body = await client.get("/health")
-    assert status == 200
-    assert body["items"] >= 1
-
-
-@pytest.mark.asyncio(loop_scope="session")
 async def test_client_sees_server_close(server):
     reader, writer = await asyncio.open_connection(server.host, server.port)
     writer.write(b"GET /health\n")
