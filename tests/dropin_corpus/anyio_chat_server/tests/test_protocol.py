@@ -53,7 +53,7 @@ async def test_commands_need_a_nick_first(connect):
 @pytest.mark.parametrize("nick", ["9lives", "has space", "admin", "x" * 40])
 async def test_bad_nicks_are_refused(connect, nick):
     anonymous = await connect()
-    assert await anonymous.request(f"NICK {nick}") in ("ERR bad-nick", "ERR NICK takes 1 argument(s)")
+    assert await anonymous.request(f"NICK {nick}") == "ERR bad-nick"
 
 
 async def test_nick_taken(connect, client):
