@@ -3,6 +3,7 @@ in auto mode, and their waiting tests overlap (see dropin_corpus/README.md)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import sys
@@ -15,7 +16,7 @@ from conftest import peak_overlap
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10, where pytest itself requires tomli
-    import tomli as tomllib
+    tomllib = importlib.import_module("tomli")
 
 CORPUS = Path(__file__).parent / "dropin_corpus"
 SUITES = sorted(path.name for path in CORPUS.iterdir() if (path / "corpus.toml").exists())
