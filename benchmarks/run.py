@@ -15,7 +15,9 @@ Runners:
   (or its drop-in fork ``pytest-asyncio-concurrent-fork``, whichever is installed).
 * ``pytest-concurrently``: this project, with ``--concurrently-mode=auto``.
 
-Scenarios: ``overhead``, ``sleepers``, ``param`` and ``fixtures`` (see ``SCENARIOS``).
+Scenarios: ``overhead``, ``sleepers``, ``param`` and ``fixtures`` (see ``SCENARIOS``), and
+``dropin``: one-second tests written for pytest-asyncio and for anyio's plugin, each run
+by that plugin alone and with pytest-concurrently in auto mode beside it.
 
 For every scenario a *baseline* is measured too: plain pytest running the same tests,
 synchronously, with every wait removed, i.e. pytest's own cost for that many tests.
@@ -63,6 +65,7 @@ class Scenario:
     test_wait_s: float = 0.0
     fixture_wait_s: float = 0.0
     session_wait_s: float = 0.0
+    runners: tuple[str, ...] = ()
 
     def scaled(self, scale: float) -> Scenario:
         """Return this scenario with its test count multiplied by ``scale`` (at least 1)."""
@@ -88,6 +91,9 @@ class Scenario:
         return self.count * self.per_test_wait_s + 2 * self.session_wait_s
 
 
+#: Suites written for another plugin: run by it alone, then with this one in auto mode.
+DROPIN_RUNNERS = ("pytest-asyncio", "pytest-asyncio+concurrently", "anyio", "anyio+concurrently")
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -109,6 +115,15 @@ SCENARIOS: dict[str, Scenario] = {
             fixture_wait_s=0.2,
             session_wait_s=0.2,
         ),
+        Scenario(
+            "dropin",
+            "tests each sleeping 1 s, written for pytest-asyncio and for anyio, run by "
+            "that plugin alone and with pytest-concurrently in auto mode",
+            "functions",
+            1000,
+            test_wait_s=1.0,
+            runners=DROPIN_RUNNERS,
+        ),
     )
 }
 
@@ -121,6 +136,7 @@ class Style:
 
     is_async: bool
     test_marker: str = ""
+    header: tuple[str, ...] = ()
 
 
 def _wait(seconds: float, style: Style, indent: str = "    ") -> list[str]:
@@ -197,6 +213,7 @@ def render_suite(scenario: Scenario, style: Style) -> str:
         "import pytest",
         "",
         "",
+        *style.header,
     ]
     return "\n".join(header + SUITE_BUILDERS[scenario.shape](scenario, style)).rstrip() + "\n"
 
@@ -221,6 +238,8 @@ class Runner:
     ``concurrent_tests`` / ``concurrent_fixtures`` tell whether test bodies and
     function-scoped fixtures overlap in time; they are used only to predict how long a
     run would take, so that runs past ``--max-sequential-seconds`` are skipped.
+    ``also_enabled`` names runners whose plugins stay on beside this one (the plugin a
+    suite was written for, under pytest-concurrently).
     """
 
     key: str
@@ -232,6 +251,7 @@ class Runner:
     concurrent_fixtures: bool
     options: Callable[[Scenario], list[str]]
     cannot_express: Callable[[Scenario], str | None] = lambda _scenario: None
+    also_enabled: tuple[str, ...] = ()
 
     def predicted_s(self, scenario: Scenario) -> float:
         """Rough wall time spent waiting, from how this runner overlaps tests."""
@@ -262,6 +282,25 @@ def _cooperative_options(scenario: Scenario) -> list[str]:
 
 def _concurrently_options(scenario: Scenario) -> list[str]:
     return ["--concurrently-mode=auto", "--concurrency", str(max(scenario.count, 100))]
+
+
+def _asyncio_and_concurrently_options(scenario: Scenario) -> list[str]:
+    return [*_asyncio_options(scenario), *_concurrently_options(scenario)]
+
+
+#: A module written for anyio's plugin: every test marked, on the asyncio backend.
+ANYIO_HEADER = (
+    "pytestmark = pytest.mark.anyio",
+    "",
+    "",
+    "@pytest.fixture",
+    "def anyio_backend():",
+    '    return "asyncio"',
+    "",
+    "",
+)
+ASYNCIO_STYLE = Style(is_async=True)
+ANYIO_STYLE = Style(is_async=True, header=ANYIO_HEADER)
 
 
 RUNNERS: tuple[Runner, ...] = (
@@ -318,9 +357,49 @@ RUNNERS: tuple[Runner, ...] = (
         concurrent_fixtures=True,
         options=_concurrently_options,
     ),
+    Runner(
+        key="pytest-asyncio+concurrently",
+        distributions=("pytest-concurrently",),
+        import_name="pytest_concurrently",
+        fallback_plugin_names=("concurrently",),
+        style=ASYNCIO_STYLE,
+        concurrent_tests=True,
+        concurrent_fixtures=True,
+        options=_asyncio_and_concurrently_options,
+        also_enabled=("pytest-asyncio",),
+    ),
+    Runner(
+        key="anyio",
+        distributions=("anyio",),
+        import_name="anyio",
+        fallback_plugin_names=("anyio",),
+        style=ANYIO_STYLE,
+        concurrent_tests=False,
+        concurrent_fixtures=False,
+        options=_no_options,
+    ),
+    Runner(
+        key="anyio+concurrently",
+        distributions=("pytest-concurrently",),
+        import_name="pytest_concurrently",
+        fallback_plugin_names=("concurrently",),
+        style=ANYIO_STYLE,
+        concurrent_tests=True,
+        concurrent_fixtures=True,
+        options=_concurrently_options,
+        also_enabled=("anyio",),
+    ),
 )
 
-OWN_RUNNER = "pytest-concurrently"
+#: The runners of the classic scenarios, and of ``dropin``.
+CLASSIC_RUNNERS = (
+    "pytest",
+    "pytest-asyncio",
+    "pytest-asyncio-cooperative",
+    "pytest-asyncio-concurrent",
+    "pytest-concurrently",
+)
+
 BASELINE_RUNNER = "pytest"
 
 
@@ -521,11 +600,22 @@ class Bench:
 
     def __post_init__(self) -> None:
         self.installed = {runner.key: detect(runner) for runner in RUNNERS}
+        for runner in RUNNERS:
+            if runner.also_enabled:
+                parts = [self.installed[key] for key in runner.also_enabled]
+                own = self.installed[runner.key]
+                self.installed[runner.key] = replace(
+                    own,
+                    label=" + ".join(part.label for part in [*parts, own]),
+                    problem=next((part.problem for part in [*parts, own] if part.problem), ""),
+                )
         self.cache: dict[tuple[str, Scenario], Row] = {}
 
     def disabled_plugins(self, runner: Runner) -> list[str]:
         """``-p no:NAME`` for every other async plugin, installed or not."""
         own = set(self.installed[runner.key].plugin_names)
+        for key in runner.also_enabled:
+            own |= set(self.installed[key].plugin_names)
         others = sorted({n for i in self.installed.values() for n in i.plugin_names} - own)
         return [arg for name in others for arg in ("-p", f"no:{name}")]
 
@@ -616,7 +706,7 @@ def _cell(text: str) -> str:
 
 def verdict(runner: Runner, row: Row, targets: Targets) -> str:
     """PASS/FAIL against the target for pytest-concurrently; blank for the others."""
-    if runner.key != OWN_RUNNER:
+    if runner.import_name != "pytest_concurrently":
         return ""
     if not row.ok or row.wall_s is None or targets.target_s is None:
         return "n/a"
@@ -664,7 +754,12 @@ def report_scenario(bench: Bench, scenario: Scenario) -> list[str]:
     """Run everything for one scenario and return its markdown section."""
     baseline_runner = next(r for r in RUNNERS if r.key == BASELINE_RUNNER)
     targets = Targets.for_scenario(scenario, bench.row(baseline_runner, scenario.without_waits()))
-    rows = [table_row(runner, bench.row(runner, scenario), targets) for runner in bench.runners]
+    wanted = scenario.runners or CLASSIC_RUNNERS
+    rows = [
+        table_row(runner, bench.row(runner, scenario), targets)
+        for runner in bench.runners
+        if runner.key in wanted
+    ]
     return [*scenario_heading(scenario, targets), *TABLE_HEADER, *rows, ""]
 
 
@@ -677,7 +772,7 @@ def preamble(args: argparse.Namespace) -> list[str]:
         f"best of {args.repeat}; max sequential {args.max_sequential_seconds:g} s.",
         "",
         "Targets for pytest-concurrently: `overhead` <= 1.0 x baseline; `sleepers`, `param`, "
-        "`fixtures` <= longest single test + 1.1 x baseline.",
+        "`fixtures`, `dropin` <= longest single test + 1.1 x baseline.",
         "",
     ]
 

@@ -6,6 +6,7 @@ One command per line, UTF-8, newline terminated::
     JOIN <room>        -> JOINED <room>    (members see "* <name> joined <room>")
     PART <room>        -> LEFT <room>
     SAY <room> <text>  -> every member, sender included, gets "<name@room> text"
+                          (room messages are sent out in batches)
     WHO <room>         -> MEMBERS <room> name,name,...
     HISTORY <room>     -> HISTORY <room> <n>, then the last n messages
     ECHO <text>        -> ECHO <text>
@@ -142,8 +143,10 @@ class Connection:
 
 
 class ChatServer:
-    def __init__(self, *, history_size: int = 20) -> None:
+    def __init__(self, *, history_size: int = 20, flush_interval: float = 0.1) -> None:
         self.history_size = history_size
+        self.flush_interval = flush_interval
+        self._pending: dict[str, list[tuple[str, str, str]]] = {}
         self.clients: dict[str, Connection] = {}
         self.rooms: dict[str, dict[str, None]] = {}
         self.history: dict[str, deque[str]] = {}
@@ -161,9 +164,23 @@ class ChatServer:
         port = listener.extra(SocketAttribute.local_port)
         self.address = (host, port)
         logger.info("listening on %s:%d", host, port)
-        async with listener:
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(self._flush_forever)
             task_status.started(self.address)
-            await listener.serve(self.handle)
+            await listener.serve(self.handle, task_group=tg)
+
+    async def _flush_forever(self) -> None:
+        """Room messages go out in batches, every ``flush_interval`` seconds."""
+        while True:
+            await anyio.sleep(self.flush_interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for room, messages in pending.items():
+            for nick, text, line in messages:
+                logger.info("relay room=%s from=%s: %s", room, nick, text)
+                await self._broadcast(room, line)
 
     async def handle(self, stream: SocketStream) -> None:
         host, port = stream.extra(SocketAttribute.remote_address)[:2]
@@ -306,8 +323,7 @@ class ChatServer:
             return
         message = format_message(conn.nick, room, text)
         self.history.setdefault(room, deque(maxlen=self.history_size)).append(message)
-        logger.info("relay room=%s from=%s: %s", room, conn.nick, text)
-        await self._broadcast(room, message)
+        self._pending.setdefault(room, []).append((conn.nick, text, message))
 
     async def _broadcast(self, room: str, line: str, *, skip: str | None = None) -> None:
         for nick in list(self.rooms.get(room, {})):

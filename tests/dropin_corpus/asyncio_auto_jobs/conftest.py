@@ -1,0 +1,22 @@
+import pytest
+
+from jobq import JobQueue
+
+
+@pytest.fixture(scope="module")
+async def queue():
+    """A worker pool shared by the tests of one module."""
+    q = JobQueue(workers=4)
+    await q.start()
+    yield q
+    await q.stop()
+
+
+@pytest.fixture
+async def private_queue():
+    """A single-worker queue for tests that reconfigure or break it."""
+    q = JobQueue(workers=1, retry_delay=0.01)
+    await q.start()
+    yield q
+    await q.stop(drain=True)
+    assert not q.running
