@@ -73,10 +73,10 @@ def recorder(pytester: pytest.Pytester) -> None:
     pytester.syspathinsert()
 
 
-#: Options every inner session gets: no pytest-asyncio or anyio plugin (the
-#: tests that check coexistence with them turn them back on), so inner
-#: outcomes depend on this plugin alone.
-INNER_OPTIONS = "-p no:asyncio -p no:anyio"
+#: Options every inner session gets: no pytest-asyncio, anyio or
+#: pytest-randomly plugin (the tests that check coexistence with them turn
+#: them back on), so inner outcomes depend on this plugin alone.
+INNER_OPTIONS = "-p no:asyncio -p no:anyio -p no:randomly"
 
 
 @pytest.fixture(autouse=True)

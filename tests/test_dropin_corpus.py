@@ -47,7 +47,16 @@ def _run(pytester: pytest.Pytester, plugin: str, *args: str) -> tuple[dict[str, 
     probe_log = pytester.path / "probe.jsonl"
     probe_log.unlink(missing_ok=True)
     result = pytester.runpytest_subprocess(
-        "-p", plugin, "-p", "corpus_probe", "-p", "no:cacheprovider", f"--junitxml={results}", *args
+        "-p",
+        plugin,
+        "-p",
+        "corpus_probe",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        f"--junitxml={results}",
+        *args,
     )
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), result.stdout.str()
     outcomes = {}

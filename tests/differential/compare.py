@@ -78,7 +78,8 @@ CANDIDATES: Final = (
     RunMode("auto-c3", ("--concurrently-mode=auto", "--concurrency", "3")),
 )
 #: Options of every run. The hypothesis plugin is turned off only because
-#: importing it costs more than running a whole generated suite.
+#: importing it costs more than running a whole generated suite; pytest-randomly
+#: would give the runs of one suite different orders.
 COMMON_OPTIONS: Final = (
     "-p",
     "no:asyncio",
@@ -86,6 +87,8 @@ COMMON_OPTIONS: Final = (
     "no:anyio",
     "-p",
     "no:hypothesispytest",
+    "-p",
+    "no:randomly",
     "-p",
     "no:cacheprovider",
     "-rA",
