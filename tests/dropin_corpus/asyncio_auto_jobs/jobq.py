@@ -8,9 +8,11 @@ retried, up to ``max_attempts`` times, ``retry_delay`` seconds apart.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import itertools
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
 _ids = itertools.count(1)
+
+#: The job a worker is running, for handlers and log records.
+current_job: contextvars.ContextVar[Job | None] = contextvars.ContextVar("current_job", default=None)
 
 
 class UnknownJobKind(LookupError):
@@ -118,6 +123,7 @@ class JobQueue:
     async def _run(self, job: Job) -> None:
         handler = self.handlers[job.kind]
         job.status = RUNNING
+        current_job.set(job)
         while True:
             job.attempts += 1
             try:
@@ -158,6 +164,14 @@ async def checksum(payload: dict[str, Any]) -> str:
     return hashlib.new(algorithm, payload["data"].encode()).hexdigest()
 
 
+async def file_checksum(payload: dict[str, Any]) -> str:
+    def digest() -> str:
+        with open(payload["path"], "rb") as f:
+            return hashlib.file_digest(f, payload.get("algorithm", "sha256")).hexdigest()
+
+    return await asyncio.to_thread(digest)
+
+
 async def thumbnail(payload: dict[str, Any]) -> dict[str, int]:
     width, height = payload["width"], payload["height"]
     box = payload.get("box", 128)
@@ -178,7 +192,41 @@ async def fail(payload: dict[str, Any]) -> None:
 
 DEFAULT_HANDLERS: dict[str, Handler] = {
     "checksum": checksum,
+    "file_checksum": file_checksum,
     "thumbnail": thumbnail,
     "sleep": sleep,
     "fail": fail,
 }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one job and print its result: ``jobq KIND [key=value ...]``."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: jobq KIND [key=value ...]", file=sys.stderr)
+        return 2
+    kind, pairs = args[0], args[1:]
+    payload: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        payload[key] = int(value) if value.isdigit() else value
+
+    async def run() -> Job:
+        queue = JobQueue(workers=1, max_attempts=1)
+        await queue.start()
+        try:
+            job_id = queue.submit(kind, **payload)
+            return await wait_until_finished(queue, job_id)
+        finally:
+            await queue.stop()
+
+    job = asyncio.run(run())
+    if job.status == FAILED:
+        print(f"{job.id} failed: {job.error}", file=sys.stderr)
+        return 1
+    print(job.result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

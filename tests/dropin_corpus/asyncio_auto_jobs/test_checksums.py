@@ -1,7 +1,10 @@
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import jobq
 from jobq import DONE, FAILED, Job, UnknownJobKind, wait_until_finished
 
 DOCUMENTS = {
@@ -66,3 +69,42 @@ async def test_many_jobs_from_one_test(queue):
     assert [job.result for job in jobs] == [
         hashlib.sha256(str(n).encode()).hexdigest() for n in range(12)
     ]
+
+
+@settings(max_examples=8, deadline=None)
+@given(data=st.text(max_size=40))
+async def test_checksum_matches_hashlib_for_any_text(queue, data):
+    job = await wait_until_finished(queue, queue.submit("checksum", data=data))
+    assert job.result == hashlib.sha256(data.encode()).hexdigest()
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("meeting moved to noon\n")
+    return path
+
+
+@pytest.fixture
+def binary_file(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(bytes(range(256)) * 64)
+    return path
+
+
+@pytest.mark.parametrize("file_fixture", ["text_file", "binary_file"])
+async def test_file_checksum(queue, request, file_fixture):
+    path = request.getfixturevalue(file_fixture)
+    job = await wait_until_finished(queue, queue.submit("file_checksum", path=str(path)))
+    assert job.status == DONE
+    assert job.result == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_command_line(capsys):
+    assert jobq.main(["checksum", "data=abc"]) == 0
+    assert capsys.readouterr().out.strip() == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_command_line_reports_failure(capsys):
+    assert jobq.main(["fail", "message=boom"]) == 1
+    assert "failed: RuntimeError: boom" in capsys.readouterr().err

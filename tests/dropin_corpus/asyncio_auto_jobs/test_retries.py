@@ -75,6 +75,19 @@ async def test_queue_from_environment(monkeypatch):
         await q.stop()
 
 
+async def test_handler_sees_its_job(private_queue):
+    async def whoami(payload):
+        await asyncio.sleep(0.05)
+        return jobq.current_job.get().id
+
+    private_queue.register("whoami", whoami)
+    first = private_queue.submit("whoami")
+    second = private_queue.submit("whoami")
+    assert (await wait_until_finished(private_queue, first)).result == first
+    assert (await wait_until_finished(private_queue, second)).result == second
+    assert jobq.current_job.get() is None
+
+
 def test_queue_needs_a_worker():
     with pytest.raises(ValueError, match="at least one worker"):
         JobQueue(workers=0)

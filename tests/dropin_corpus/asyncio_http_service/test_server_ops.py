@@ -5,6 +5,8 @@ import signal
 
 import pytest
 
+import inventory
+
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_sigusr1_reloads_configuration(server, caplog):
@@ -48,12 +50,15 @@ async def test_slow_endpoint_waits(client, millis):
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_client_sees_server_close(server):
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    writer.write(b"GET /health\n")
-    await writer.drain()
-    assert (await reader.readline()).startswith(b"200 ")
-    writer.write_eof()
-    assert await reader.read() == b""
-    writer.close()
-    await writer.wait_closed()
+async def test_private_server_on_fixed_port(unused_tcp_port):
+    private = inventory.InventoryServer(port=unused_tcp_port, index_delay=0.01)
+    await private.start()
+    try:
+        client = await inventory.InventoryClient.connect("127.0.0.1", unused_tcp_port)
+        await client.put("/items/1", {"name": "private", "qty": 1})
+        assert (await client.get("/items/1"))[1]["name"] == "private"
+        await client.close()
+    finally:
+        await private.stop()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", unused_tcp_port)

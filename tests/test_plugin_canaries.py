@@ -1,0 +1,136 @@
+"""Canaries for what ``pytest_concurrently._plugin_adapters`` relies on in
+pytest-asyncio, anyio's pytest plugin and hypothesis.
+
+Each test checks one behaviour of the other plugin alone (inner sessions run
+with ``-p no:concurrently``), so that after an upgrade of that plugin the
+first failure names what moved.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+import pytest
+
+ASYNCIO_AUTO_INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+
+
+def _version(distribution: str) -> tuple[int, ...]:
+    text = importlib.metadata.version(distribution)
+    return tuple(int("".join(c for c in part if c.isdigit()) or 0) for part in text.split(".")[:2])
+
+
+pytest_asyncio_1_1 = pytest.mark.skipif(
+    _version("pytest-asyncio") < (1, 1), reason="pytest-asyncio before 1.1 keeps its tests"
+)
+
+
+@pytest_asyncio_1_1
+def test_pytest_asyncio_items_subclass_function_with_an_async_generator_kind() -> None:
+    from pytest_asyncio import plugin
+
+    assert issubclass(plugin.PytestAsyncioFunction, pytest.Function)
+    assert issubclass(plugin.AsyncGenerator, plugin.PytestAsyncioFunction)
+    # A claimed item gets pytest's own setup and runtest back.
+    assert plugin.PytestAsyncioFunction.setup is not pytest.Function.setup
+    assert plugin.PytestAsyncioFunction.runtest is not pytest.Function.runtest
+
+
+@pytest_asyncio_1_1
+def test_pytest_asyncio_event_loop_policy_fixture_lives_in_its_plugin_module(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(ASYNCIO_AUTO_INI)
+    pytester.makepyfile(
+        """
+        def test_home(request):
+            definition = request._fixturemanager.getfixturedefs("event_loop_policy", request.node)
+            assert definition[-1].func.__module__ == "pytest_asyncio.plugin"
+        """
+    )
+    pytester.runpytest("-p", "asyncio", "-p", "no:concurrently").assert_outcomes(passed=1)
+
+
+@pytest_asyncio_1_1
+@pytest.mark.parametrize("plugin", ["asyncio", "anyio"])
+def test_fixture_wrappers_leave_plain_callables_alone(
+    pytester: pytest.Pytester, plugin: str
+) -> None:
+    # The runner hides an async fixture function behind a plain callable
+    # while the plugins' pytest_fixture_setup wrappers look at it.
+    pytester.makeini(ASYNCIO_AUTO_INI)
+    pytester.makeconftest(
+        """
+        import pytest
+
+        class Plain:
+            def __call__(self):
+                return "plain"
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.fixture
+        async def value():
+            return "async"
+
+        @pytest.hookimpl(wrapper=True, tryfirst=True)
+        def pytest_fixture_setup(fixturedef, request):
+            if fixturedef.argname == "value":
+                fixturedef.func = Plain()
+            return (yield)
+        """
+    )
+    mark = "@pytest.mark.anyio" if plugin == "anyio" else ""
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        {mark}
+        async def test_value(value):
+            assert value == "plain"
+        """
+    )
+    pytester.runpytest("-p", plugin, "-p", "no:concurrently").assert_outcomes(passed=1)
+
+
+def test_anyio_default_backend_fixture_lives_in_its_plugin_module(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.anyio
+        async def test_home(request, anyio_backend):
+            definition = request._fixturemanager.getfixturedefs("anyio_backend", request.node)
+            assert definition[-1].func.__module__ == "anyio.pytest_plugin"
+            # Unparametrized, the default is asyncio (anyio 4.0 to 4.11); from
+            # 4.12 it is parametrized over the backends that can be imported.
+            assert anyio_backend in ("asyncio", "trio")
+        """
+    )
+    result = pytester.runpytest("-p", "anyio", "-p", "no:concurrently")
+    assert result.parseoutcomes()["passed"] >= 1
+    result.assert_outcomes(passed=result.parseoutcomes()["passed"])
+
+
+def test_hypothesis_inner_test_is_replaceable() -> None:
+    hypothesis: Any = pytest.importorskip("hypothesis")
+    strategies: Any = pytest.importorskip("hypothesis.strategies")
+    seen = []
+
+    def numbers(number: int) -> None:
+        raise AssertionError("the original inner test ran")
+
+    given = hypothesis.given(strategies.integers())
+    test_numbers: Any = hypothesis.settings(max_examples=3, database=None)(given(numbers))
+
+    def replacement(number: int) -> None:
+        seen.append(number)
+
+    test_numbers.hypothesis.inner_test = replacement
+    test_numbers()
+    assert seen
