@@ -87,64 +87,64 @@ def plan_test(item: pytest.Item, mode: Mode, *, interleave_sync: bool = False) -
     """Decide how ``item`` runs under ``mode``.
 
     :param interleave_sync: in auto mode, let a plain sync test function run
-        between concurrent tests instead of alone (see :func:`interleaves`).
+        between concurrent tests instead of alone (see docs/semantics.md).
     :raises MarkerError: for a misused ``concurrent`` or ``isolated`` marker.
     """
     closest = _closest_marks(item)
     concurrent_mark = closest.get(CONCURRENT_MARKER)
     isolated_mark = closest.get(ISOLATED_MARKER)
-    for mark in (concurrent_mark, isolated_mark):
-        if mark is not None and (mark.args or mark.kwargs):
-            cause = f"@pytest.mark.{mark.name} takes no arguments, got {_format_arguments(mark)}"
-            raise MarkerError(item.nodeid, [(cause, f"write @pytest.mark.{mark.name}")])
     # Markers written on the function itself; a hook that adds ``concurrent``
     # to every item, sync ones included, is not misusing it.
     own_names = {mark.name for mark in getattr(getattr(item, "obj", None), "pytestmark", ())}
+    is_async = is_async_test(item)
+    _check_markers(item, closest, own_names, is_async)
+    if not is_async:
+        interleaves = (
+            interleave_sync
+            and mode is Mode.AUTO
+            and isolated_mark is None
+            and is_plain_test_function(item)
+            and not _why_not_concurrent(item, closest)
+        )
+        return TestPlan(concurrent=interleaves, interleaved=interleaves)
+    claim = plugin_adapters.claim(item)
+    owner = claim.owner if claim is not None else None
+    wanted = mode is Mode.AUTO or (mode is Mode.MARKED and concurrent_mark is not None)
+    if not wanted or isolated_mark is not None:
+        return TestPlan(concurrent=False, owner=owner, is_async=True)
+    problems = _why_not_concurrent(item, closest)
+    if claim is None:
+        if problems:
+            raise MarkerError(item.nodeid, problems)
+        return TestPlan(concurrent=True, is_async=True)
+    reason = claim.alone_because or (problems[0][0] if problems else None)
+    if reason is None:
+        return TestPlan(concurrent=True, is_async=True, taken_from=claim.owner)
+    if concurrent_mark is not None and (mode is Mode.MARKED or CONCURRENT_MARKER in own_names):
+        cause = f"is marked concurrent, but {reason}"
+        fix = f"remove the concurrent marker, and {claim.owner} runs it alone"
+        raise MarkerError(item.nodeid, [(cause, fix)])
+    return TestPlan(concurrent=False, owner=owner, is_async=True, alone_because=reason)
+
+
+def _check_markers(
+    item: pytest.Item, closest: dict[str, pytest.Mark], own_names: set[str], is_async: bool
+) -> None:
+    for name in (CONCURRENT_MARKER, ISOLATED_MARKER):
+        mark = closest.get(name)
+        if mark is not None and (mark.args or mark.kwargs):
+            cause = f"@pytest.mark.{name} takes no arguments, got {_format_arguments(mark)}"
+            raise MarkerError(item.nodeid, [(cause, f"write @pytest.mark.{name}")])
     if {CONCURRENT_MARKER, ISOLATED_MARKER} <= own_names:
         raise MarkerError(
             item.nodeid, [("is marked both concurrent and isolated", "keep one of the two")]
         )
-    is_async = is_async_test(item)
     if CONCURRENT_MARKER in own_names and not is_async:
         cause = (
             "@pytest.mark.concurrent applies to async tests, and this test is not an "
             "'async def' function"
         )
         raise MarkerError(item.nodeid, [(cause, "remove the marker or make the test async")])
-    if (
-        not is_async
-        and interleave_sync
-        and mode is Mode.AUTO
-        and isolated_mark is None
-        and is_plain_test_function(item)
-        and not _why_not_concurrent(item, closest)
-    ):
-        return TestPlan(concurrent=True, interleaved=True)
-    claim = plugin_adapters.claim(item) if is_async else None
-    owner = claim.owner if claim is not None else None
-    if mode is Mode.OFF or not is_async or isolated_mark is not None:
-        return TestPlan(concurrent=False, owner=owner, is_async=is_async)
-    if mode is Mode.MARKED and concurrent_mark is None:
-        return TestPlan(concurrent=False, owner=owner, is_async=is_async)
-    problems = _why_not_concurrent(item, closest)
-    if claim is not None:
-        reason = claim.alone_because or (problems[0][0] if problems else None)
-        if reason is None:
-            return TestPlan(concurrent=True, is_async=True, taken_from=claim.owner)
-        if concurrent_mark is not None and (mode is Mode.MARKED or CONCURRENT_MARKER in own_names):
-            raise MarkerError(
-                item.nodeid,
-                [
-                    (
-                        f"is marked concurrent, but {reason}",
-                        f"remove the concurrent marker, and {claim.owner} runs it alone",
-                    )
-                ],
-            )
-        return TestPlan(concurrent=False, owner=owner, is_async=True, alone_because=reason)
-    if problems:
-        raise MarkerError(item.nodeid, problems)
-    return TestPlan(concurrent=True, is_async=True)
 
 
 def _why_not_concurrent(
