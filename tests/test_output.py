@@ -188,3 +188,47 @@ def test_tee_sys_captures_and_passes_output_through(pytester: pytest.Pytester) -
     # Once on the terminal as it happens, once in the failure's section.
     for n in range(2):
         assert result.stdout.str().count(f"teed by {n}") == 2
+
+
+def test_caplog_levels_of_tests_in_flight_are_layered(pytester: pytest.Pytester) -> None:
+    # Each test raises the "app" logger's level for itself; whichever ends
+    # first must not put back a level that hides the others' records, and
+    # after the last, the level from before is back.
+    pytester.makepyfile(
+        """
+        import asyncio
+        import logging
+        import pytest
+
+        logger = logging.getLogger("app")
+
+        @pytest.mark.concurrent
+        @pytest.mark.parametrize("delay", [0.05, 0.2])
+        async def test_set_level(caplog, delay):
+            caplog.set_level(logging.INFO, logger="app")
+            await asyncio.sleep(delay)
+            logger.info("done after %s", delay)
+            assert f"done after {delay}" in caplog.messages
+
+        @pytest.mark.concurrent
+        async def test_at_level(caplog):
+            with caplog.at_level(logging.DEBUG, logger="app"):
+                await asyncio.sleep(0.1)
+                logger.debug("debug inside")
+            assert "debug inside" in caplog.messages
+
+        @pytest.mark.concurrent
+        async def test_root_level(caplog):
+            caplog.set_level(logging.INFO)
+            await asyncio.sleep(0.15)
+            logging.getLogger("other").info("root info")
+            assert "root info" in caplog.messages
+
+        @pytest.mark.isolated
+        def test_levels_are_back():
+            assert logging.getLogger("app").level == logging.NOTSET
+            assert logging.getLogger().level == logging.WARNING
+        """
+    )
+    for mode in ("off", "auto"):
+        pytester.runpytest(f"--concurrently-mode={mode}").assert_outcomes(passed=5)

@@ -897,3 +897,27 @@ def test_terminal_reporter_showfspath_can_be_turned_off(pytester: pytest.Pyteste
     assert reporter.showfspath is True
     reporter.showfspath = False
     assert reporter.showfspath is False
+
+
+def test_caplog_fixture_keeps_its_levels_in_these_attributes(pytester: pytest.Pytester) -> None:
+    # The runner replaces LogCaptureFixture.set_level, at_level and _finalize
+    # while tests run concurrently, reading and writing these attributes.
+    from _pytest.logging import LogCaptureFixture
+
+    for name in ("set_level", "at_level", "_finalize", "_force_enable_logging"):
+        assert name in LogCaptureFixture.__dict__, name
+    pytester.makepyfile(
+        """
+        import logging
+
+        def test_attributes(caplog):
+            assert caplog._initial_handler_level is None
+            assert caplog._initial_disabled_logging_level is None
+            caplog.set_level(logging.INFO, logger="canary")
+            assert caplog._initial_logger_levels == {"canary": logging.NOTSET}
+            assert caplog._initial_handler_level is not None
+            disabled = caplog._force_enable_logging(logging.INFO, logging.getLogger("canary"))
+            assert isinstance(disabled, int)
+        """
+    )
+    pytester.runpytest("-p", "no:concurrently").assert_outcomes(passed=1)

@@ -372,7 +372,10 @@ def pytest_fixture_setup_hidden_from_plugins(
     wrappers of pytest-asyncio and anyio, which would run them on loops of
     their own; :func:`pytest_fixture_setup` shows them again."""
     plan = adapter.requesting_item(request).stash.get(_plan_key, None)
-    if plan is None or plan.owner is not None:
+    # The fixtures of tests that run on the session loop; a sync test that
+    # runs alone leaves its async fixtures to whichever plugin would run them
+    # without this one.
+    if plan is None or not (plan.concurrent or _is_ours_and_async(plan)):
         return (yield)
     with plugin_adapters.hiding_fixture_from_plugins(fixturedef):
         return (yield)

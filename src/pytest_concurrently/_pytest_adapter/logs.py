@@ -9,9 +9,20 @@ shadows ``_runtest_for`` so each concurrent test gets a pair of its own,
 with the plugin's ``log_level`` and ``formatter``, and records reach it by
 context (see :mod:`..routing`).
 
+``caplog.set_level`` and ``caplog.at_level`` set a logger's level, which is
+process-wide, and restore the level they found when the test (or the block)
+ends. With tests in flight, the first to end would put back a level that
+hides the records of the others, and the last to end might put back another
+test's level. While concurrent tests run, :class:`LayeredLoggerLevels`
+keeps the levels tests set as layers per logger: the level in effect is the
+latest layer still present, and when the last layer goes, the level from
+before the first comes back. It replaces ``LogCaptureFixture.set_level``,
+``at_level`` and ``_finalize`` (which read ``_initial_handler_level``,
+``_initial_disabled_logging_level`` and call ``_force_enable_logging``).
+
 pytest versions: pytest 9 made ``_runtest_for`` a context manager; 8.x
 calls it with ``yield from``. The replacement takes the same form as the
-method it replaces.
+method it replaces. ``LogCaptureFixture`` is the same from 8.2 to 9.x.
 """
 
 from __future__ import annotations
@@ -24,7 +35,13 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
-from _pytest.logging import LogCaptureHandler, LoggingPlugin, caplog_handler_key, caplog_records_key
+from _pytest.logging import (
+    LogCaptureFixture,
+    LogCaptureHandler,
+    LoggingPlugin,
+    caplog_handler_key,
+    caplog_records_key,
+)
 
 from .. import routing
 from ..current import running_test
@@ -44,7 +61,93 @@ def routed_logging(config: pytest.Config) -> Iterator[None]:
             stack.enter_context(
                 patched(logging_plugin, "_runtest_for", _routed_runtest_for(logging_plugin))
             )
+            stack.enter_context(_layered_caplog_levels(LayeredLoggerLevels()))
         yield
+
+
+class LayeredLoggerLevels:
+    """The levels set on loggers by the tests in flight, as layers per logger."""
+
+    def __init__(self) -> None:
+        self._layers: dict[str | None, list[tuple[object, int | str]]] = {}
+        self._original: dict[str | None, int] = {}
+
+    def push(self, owner: object, name: str | None, level: int | str) -> None:
+        """Set ``name``'s level to ``level`` for ``owner``, above every other
+        layer (a second push by one owner replaces its first)."""
+        logger = logging.getLogger(name)
+        layers = self._layers.get(name)
+        if layers is None:
+            self._original[name] = logger.level
+            layers = self._layers[name] = []
+        layers[:] = [layer for layer in layers if layer[0] is not owner]
+        layers.append((owner, level))
+        logger.setLevel(level)
+
+    def pop(self, owner: object, name: str | None) -> None:
+        """Remove ``owner``'s layer from ``name``; the latest layer left, or
+        the level from before the first, takes effect."""
+        layers = self._layers.get(name)
+        if layers is None:
+            return
+        layers[:] = [layer for layer in layers if layer[0] is not owner]
+        logger = logging.getLogger(name)
+        if layers:
+            logger.setLevel(layers[-1][1])
+        else:
+            del self._layers[name]
+            logger.setLevel(self._original.pop(name))
+
+
+_layered_names_key = "_pytest_concurrently_layered_loggers"
+
+
+@contextmanager
+def _layered_caplog_levels(levels: LayeredLoggerLevels) -> Iterator[None]:
+    original_finalize = LogCaptureFixture._finalize
+
+    def set_level(self: LogCaptureFixture, level: int | str, logger: str | None = None) -> None:
+        logger_obj = logging.getLogger(logger)
+        levels.push(self, logger, level)
+        self.__dict__.setdefault(_layered_names_key, set()).add(logger)
+        if self._initial_handler_level is None:
+            self._initial_handler_level = self.handler.level
+        self.handler.setLevel(level)
+        disabled = self._force_enable_logging(level, logger_obj)
+        if self._initial_disabled_logging_level is None:
+            self._initial_disabled_logging_level = disabled
+
+    @contextmanager
+    def at_level(
+        self: LogCaptureFixture, level: int | str, logger: str | None = None
+    ) -> Iterator[None]:
+        logger_obj = logging.getLogger(logger)
+        block = object()
+        levels.push(block, logger, level)
+        handler_level = self.handler.level
+        self.handler.setLevel(level)
+        disabled = self._force_enable_logging(level, logger_obj)
+        try:
+            yield
+        finally:
+            levels.pop(block, logger)
+            self.handler.setLevel(handler_level)
+            logging.disable(disabled)
+
+    def finalize(self: LogCaptureFixture) -> None:
+        original_finalize(self)
+        for name in self.__dict__.pop(_layered_names_key, ()):
+            levels.pop(self, name)
+
+    replacements = {"set_level": set_level, "at_level": at_level, "_finalize": finalize}
+    originals = {name: LogCaptureFixture.__dict__[name] for name in replacements}
+    for name, replacement in replacements.items():
+        setattr(LogCaptureFixture, name, replacement)
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(LogCaptureFixture, name, original)
 
 
 def _routed_runtest_for(plugin: LoggingPlugin) -> Callable[[pytest.Item, str], Any]:
