@@ -519,3 +519,65 @@ def test_hypothesis_tests_run_beside_others_but_never_beside_each_other(
     plain = spans["plain"]
     assert any(start < plain[1] and plain[0] < end for start, end in ones)
     assert max(end for _, end in ones) <= min(start for start, _ in twos)
+
+
+def test_pytest_timeout_fails_just_the_concurrent_test_that_overruns(
+    pytester: pytest.Pytester,
+) -> None:
+    pytest.importorskip("pytest_timeout")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from recorder import record
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.fixture
+        async def resource(request):
+            yield
+            record(request.node.name, "teardown")
+
+        @pytest.mark.timeout(0.2)
+        async def test_hangs(resource):
+            record("hangs", "start")
+            await asyncio.sleep(30)
+
+        @pytest.mark.timeout(0.2, func_only=True)
+        async def test_hangs_in_its_body(resource):
+            await asyncio.sleep(30)
+
+        async def test_neighbour(resource):
+            record("neighbour", "start")
+            await asyncio.sleep(0.5)
+            record("neighbour", "end")
+
+        @pytest.fixture
+        async def stuck_setup():
+            await asyncio.sleep(30)
+
+        async def test_stuck_in_setup(stuck_setup):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "timeout", "--timeout=1")
+    result.assert_outcomes(passed=1, failed=2, errors=1)
+    # Each failure shows the await it was stuck on.
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_stuck_in_setup*",
+            ">*await asyncio.sleep(30)",
+            "E*Failed: Timeout (>1.0s) from pytest-timeout.",
+            "*_ test_hangs _*",
+            ">*await asyncio.sleep(30)",
+            "E*Failed: Timeout (>0.2s) from pytest-timeout.",
+        ]
+    )
+    events = read_events(pytester)
+    # The timed-out tests were torn down; the neighbour ran to its end.
+    assert {e.name for e in events if e.what == "teardown"} >= {
+        "test_hangs",
+        "test_hangs_in_its_body",
+        "test_neighbour",
+    }
+    assert "neighbour" in intervals(events)

@@ -60,7 +60,9 @@ _Message = tuple[str, Any]
 # Tasks the runner has cancelled to interrupt the session, by identity: a
 # test that catches the interruption and raises a CancelledError of its own
 # is still being interrupted, whatever the message.
-_interrupted_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+_interrupted_tasks: weakref.WeakKeyDictionary[asyncio.Task[Any], Callable[[], BaseException]] = (
+    weakref.WeakKeyDictionary()
+)
 # Tasks given up on (a second Ctrl-C): their synchronous code is never
 # resumed. Its greenlet is parked here for the rest of the process, because a
 # greenlet collected while suspended would be resumed to unwind, running the
@@ -126,15 +128,27 @@ def in_bridged_code() -> bool:
     return isinstance(greenlet.getcurrent(), _Worker)
 
 
-def interrupt(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` because the session is being interrupted.
+def interrupt(
+    task: asyncio.Task[Any], raising: Callable[[], BaseException] = KeyboardInterrupt
+) -> None:
+    """Cancel ``task`` so that the synchronous code it runs sees
+    ``raising()`` at its pending :func:`wait_for`, with the traceback of
+    the await that was cancelled.
 
-    The synchronous code the task runs sees ``KeyboardInterrupt`` at its
-    pending :func:`wait_for`, which pytest's phases let through instead of
-    recording a failure, as they do for Ctrl-C.
+    By default that is ``KeyboardInterrupt``, which pytest's phases let
+    through instead of recording a failure, as they do for Ctrl-C (the
+    session is being interrupted); a timeout raises a test failure instead.
+    A task interrupted twice before it sees the first is cancelled once;
+    ``KeyboardInterrupt`` wins over any other reason.
     """
-    _interrupted_tasks.add(task)
-    task.cancel()
+    if task.done():
+        return
+    pending = _interrupted_tasks.get(task)
+    if pending is None:
+        _interrupted_tasks[task] = raising
+        task.cancel()
+    elif raising is KeyboardInterrupt:
+        _interrupted_tasks[task] = raising
 
 
 def abandon(task: asyncio.Task[Any]) -> None:
@@ -214,13 +228,17 @@ def _as_thrown(exc: BaseException) -> tuple[type[BaseException], BaseException, 
     """
     if isinstance(exc, asyncio.CancelledError):
         task = asyncio.current_task()
-        if task is not None and task in _interrupted_tasks:
-            _interrupted_tasks.discard(task)
+        raising = _interrupted_tasks.pop(task, None) if task is not None else None
+        if task is not None and raising is not None:
             if sys.version_info >= (3, 11):
                 task.uncancel()
-            interrupt = KeyboardInterrupt()
-            interrupt.__context__ = exc
-            return KeyboardInterrupt, interrupt, None
+            interrupt = raising()
+            if isinstance(interrupt, KeyboardInterrupt):
+                interrupt.__context__ = exc
+                return KeyboardInterrupt, interrupt, None
+            # Raised where the task was waiting when it was interrupted.
+            interrupt.__suppress_context__ = True
+            return type(interrupt), interrupt, exc.__traceback__
     return type(exc), exc, exc.__traceback__
 
 

@@ -7,6 +7,7 @@ starts names that test in its fixtures, its body and anything they spawn.
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -22,10 +23,12 @@ class RunningTest:
     :param item: the pytest item.
     :param concurrent: whether other tests may be in flight beside it, in which
         case its output and log records are routed to it by context.
+    :param task: the task a concurrent test runs in.
     """
 
     item: pytest.Item
     concurrent: bool
+    task: asyncio.Task[None] | None = None
 
 
 running_test: ContextVar[RunningTest | None] = ContextVar(

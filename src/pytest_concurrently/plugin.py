@@ -142,6 +142,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # first: anyio's would otherwise run a test claimed from it.
     config.pluginmanager.register(TestBodies(), "concurrently-test-bodies")
     config.pluginmanager.register(FailureCounter(state), "concurrently-failure-counter")
+    if config.pluginmanager.has_plugin("timeout"):
+        config.pluginmanager.register(
+            plugin_adapters.timeouts.ConcurrentTimeouts(), "concurrently-timeouts"
+        )
 
 
 def _read_mode(config: pytest.Config) -> Mode:

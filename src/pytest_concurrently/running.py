@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
 from . import bridge
 from .current import RunningTest, running_test
@@ -285,10 +286,14 @@ class ConcurrentSession:
 
     async def _run_concurrent(self, ticket: Ticket) -> None:
         item = self._items[ticket.index]
-        running_test.set(RunningTest(item, concurrent=True))
+        task = asyncio.current_task()
+        running_test.set(RunningTest(item, concurrent=True, task=task))
         started = self._stats.test_started()
+        timeout = plugin_adapters.timeouts.whole_test_timeout(item)
         try:
             self._fixtures.isolate(item)
+            if timeout is not None and task is not None:
+                plugin_adapters.timeouts.arm(item, task, timeout)
             await bridge.run_sync(
                 adapter.run_protocol,
                 item,
@@ -301,6 +306,7 @@ class ConcurrentSession:
             # session loudly rather than vanish with the task.
             self._stop_session(exc)
         finally:
+            plugin_adapters.timeouts.disarm(item)
             self._stats.test_ended(started)
             assert self._setup_state is not None
             self._setup_state.item_finished(item)

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from . import anyio_plugin, asyncio_plugin
+from . import timeout_plugin as timeouts
 from .hypothesis_tests import async_inner_test, examples_through_the_bridge
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "hiding_fixture_from_plugins",
     "reveal_fixture",
     "take_over",
+    "timeouts",
 ]
 
 

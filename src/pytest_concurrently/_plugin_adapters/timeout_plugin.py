@@ -1,0 +1,93 @@
+"""pytest-timeout's limits for concurrent tests.
+
+pytest-timeout arms a timer around a test's whole protocol (its
+``pytest_runtest_protocol`` wrapper) or around its call alone
+(``pytest_runtest_call``, with ``func_only``), through its own hooks
+``pytest_timeout_set_timer`` and ``pytest_timeout_cancel_timer``, which it
+offers for other ways of timing out. Its ways, a process-wide ``SIGALRM`` or
+a thread that dumps stacks and ends the process, cannot time out one test of
+many on one loop. For a concurrent test, :class:`ConcurrentTimeouts`
+answers those hooks with a timer on the session loop that interrupts just
+that test where it waits: it fails with pytest-timeout's message, the
+traceback ends at the ``await`` it was stuck on, and its teardown runs. The
+runner arms the whole-protocol timer itself (:func:`whole_test_timeout`),
+since concurrent tests do not go through ``pytest_runtest_protocol``.
+
+Internals relied on: ``pytest_timeout._get_item_settings(item)``, which
+returns the settings for an item from its marker, the command line, the ini
+file and the environment (pytest-timeout 2.x).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+from typing import Any
+
+import pytest
+
+from .. import bridge
+from ..current import running_test
+
+__all__ = ["ConcurrentTimeouts", "arm", "disarm", "whole_test_timeout"]
+
+_pytest_timeout: Any
+try:
+    _pytest_timeout = importlib.import_module("pytest_timeout")
+except ImportError:  # pragma: no cover - pytest-timeout is not installed
+    _pytest_timeout = None
+
+_timer_key = pytest.StashKey[asyncio.TimerHandle]()
+
+
+def whole_test_timeout(item: pytest.Item) -> float | None:
+    """The seconds pytest-timeout allows ``item`` from the start of its
+    setup to the end of its teardown, if it sets a limit on all of it."""
+    if _pytest_timeout is None or not item.config.pluginmanager.has_plugin("timeout"):
+        return None
+    settings = _pytest_timeout._get_item_settings(item)
+    if settings.timeout is None or settings.timeout <= 0 or settings.func_only:
+        return None
+    return float(settings.timeout)
+
+
+def arm(item: pytest.Item, task: asyncio.Task[Any], seconds: float) -> None:
+    """Fail ``item``, running in ``task``, if it is still running after
+    ``seconds``, unless :func:`disarm` comes first."""
+    item.stash[_timer_key] = task.get_loop().call_later(
+        seconds, bridge.interrupt, task, functools.partial(_timed_out, seconds)
+    )
+
+
+def disarm(item: pytest.Item) -> bool:
+    """Cancel the timer :func:`arm` set for ``item``; whether there was one."""
+    timer = item.stash.get(_timer_key, None)
+    if timer is None:
+        return False
+    timer.cancel()
+    del item.stash[_timer_key]
+    return True
+
+
+def _timed_out(seconds: float) -> BaseException:
+    return pytest.fail.Exception(f"Timeout (>{seconds}s) from pytest-timeout.")
+
+
+class ConcurrentTimeouts:
+    """pytest-timeout's timer hooks, answered on the session loop for
+    concurrent tests (and left to pytest-timeout for the others)."""
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
+        """Arm a loop timer for a concurrent ``item``."""
+        current = running_test.get()
+        if current is None or current.task is None or current.item is not item:
+            return None
+        arm(item, current.task, float(settings.timeout))
+        return True
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_cancel_timer(self, item: pytest.Item) -> bool | None:
+        """Cancel the loop timer of a concurrent ``item``."""
+        return True if disarm(item) else None
