@@ -134,3 +134,24 @@ def test_hypothesis_inner_test_is_replaceable() -> None:
     test_numbers.hypothesis.inner_test = replacement
     test_numbers()
     assert seen
+
+
+def test_pytest_timeout_settings_and_timer_hooks(pytester: pytest.Pytester) -> None:
+    # The runner reads an item's settings with _get_item_settings and answers
+    # pytest-timeout's timer hooks for concurrent tests.
+    pytest_timeout: Any = pytest.importorskip("pytest_timeout")
+    assert hasattr(pytest_timeout.TimeoutHooks, "pytest_timeout_set_timer")
+    assert hasattr(pytest_timeout.TimeoutHooks, "pytest_timeout_cancel_timer")
+    pytester.makepyfile(
+        """
+        import pytest
+        import pytest_timeout
+
+        @pytest.mark.timeout(2.5, func_only=True)
+        def test_settings(request):
+            settings = pytest_timeout._get_item_settings(request.node)
+            assert settings.timeout == 2.5
+            assert settings.func_only is True
+        """
+    )
+    pytester.runpytest("-p", "timeout", "-p", "no:concurrently").assert_outcomes(passed=1)
