@@ -826,3 +826,33 @@ def test_parameters_not_equal_to_themselves_still_run(pytester: pytest.Pytester)
         """
     )
     pytester.runpytest().assert_outcomes(passed=3)
+
+
+def test_sync_fixtures_requested_from_an_async_body(pytester: pytest.Pytester) -> None:
+    # request.getfixturevalue from inside an async def test, for sync
+    # fixtures of any scope that no test has set up yet, as suites that pick
+    # a fixture by parameter do.
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def catalogue():
+            return {"a": 1}
+
+        @pytest.fixture
+        def text_file(tmp_path, catalogue):
+            path = tmp_path / "a.txt"
+            path.write_text(str(catalogue["a"]))
+            return path
+
+        @pytest.mark.concurrent
+        @pytest.mark.parametrize("name", ["text_file", "catalogue"])
+        async def test_by_name(request, name):
+            await asyncio.sleep(0.01)
+            value = request.getfixturevalue(name)
+            assert value
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)

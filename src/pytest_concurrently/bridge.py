@@ -40,6 +40,7 @@ import greenlet
 
 __all__ = [
     "abandon",
+    "can_wait",
     "in_bridged_code",
     "interrupt",
     "run_sync",
@@ -126,6 +127,14 @@ def set_idle_loop_runner(runner: IdleLoopRunner | None) -> IdleLoopRunner | None
 def in_bridged_code() -> bool:
     """True when called from synchronous code started by :func:`run_sync`."""
     return isinstance(greenlet.getcurrent(), _Worker)
+
+
+def can_wait() -> bool:
+    """Whether synchronous code called here may :func:`wait_for` something:
+    it runs in :func:`run_sync`, or no event loop is running (so the idle
+    loop can run). Code that an ``async def`` function calls directly
+    cannot wait."""
+    return isinstance(greenlet.getcurrent(), _Worker) or _running_loop() is None
 
 
 def interrupt(

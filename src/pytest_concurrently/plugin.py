@@ -406,7 +406,10 @@ def pytest_fixture_setup(
         plan = adapter.requesting_item(request).stash.get(_plan_key, None)
         if plan is not None and plan.owner is not None:
             return None
-    elif not state.own_sync_fixtures:
+    elif not state.own_sync_fixtures or not bridge.can_wait():
+        # A sync fixture asked for with request.getfixturevalue straight
+        # from an async def body cannot wait for an owner: set it up there,
+        # as pytest would.
         return None
     if adapter.is_shared_request(request):
         return adapter.setup_in_owner(fixturedef, request, state.loop.session_context)
