@@ -43,8 +43,8 @@ __all__ = [
     "fixture_functions",
     "instance_slots",
     "mark_pending_setup",
+    "pending_setup",
     "requesting_item",
-    "wait_for_pending_setup",
 ]
 
 #: A fixture definition of any value type.
@@ -88,7 +88,7 @@ class FixtureInstances:
         # Tests between isolate() and the end of their setup phase, and those
         # of them waiting in execute_one_at_a_time for someone else.
         self._setting_up: set[pytest.Item] = set()
-        self._blocked: set[pytest.Item] = set()
+        self._blocked: dict[pytest.Item, tuple[AnyFixtureDef, SubRequest]] = {}
 
     def plan(self, items: Sequence[pytest.Item], lives: Sequence[dict[object, object]]) -> None:
         """Give the session's items in collection order and what
@@ -161,20 +161,18 @@ class FixtureInstances:
             self._resolving[item] = self._resolving.get(item, 0) + 1
             self._wake_waiting_replacers()
             try:
-                self._blocked.add(item)
-                self._wake_waiting_replacers()
-                try:
-                    while True:
-                        while (busy := self._executing.get(definition)) is not None:
-                            bridge.wait_for(busy.wait())
-                        wait_for_pending_setup(definition)
-                        if not self._other_holders_of_replaced_value(
-                            definition, request, item
-                        ) and not self._earlier_maker_of_new_life(definition, request, item):
-                            break
-                        bridge.wait_for(self._released.wait())
-                finally:
-                    self._blocked.discard(item)
+                while self._reason_to_wait(definition, request, item) is not None:
+                    # While it waits, a test says what for, so that later
+                    # tests do not wait for it (see _earlier_maker_of_new_life);
+                    # saying so wakes them to look again.
+                    self._blocked[item] = (definition, request)
+                    try:
+                        self._wake_waiting_replacers()
+                        waited_on = self._reason_to_wait(definition, request, item)
+                        if waited_on is not None:
+                            bridge.wait_for(waited_on.wait())
+                    finally:
+                        del self._blocked[item]
                 with _turn_taken(self._executing, definition):
                     try:
                         return execute(request)
@@ -186,6 +184,32 @@ class FixtureInstances:
                     del self._resolving[item]
 
         return execute_one_at_a_time
+
+    def _reason_to_wait(
+        self,
+        definition: AnyFixtureDef,
+        request: SubRequest,
+        item: pytest.Item,
+        *,
+        shallow: bool = False,
+    ) -> asyncio.Event | None:
+        """The event ``item`` must wait for before it executes
+        ``definition`` for ``request``, or None when it may go on.
+
+        :param shallow: count every waiting earlier test as unable to go on
+            (see :meth:`_may_go_on`).
+        """
+        busy = self._executing.get(definition)
+        if busy is not None:
+            return busy
+        pending = pending_setup(definition)
+        if pending is not None:
+            return pending
+        if self._other_holders_of_replaced_value(
+            definition, request, item
+        ) or self._earlier_maker_of_new_life(definition, request, item, shallow=shallow):
+            return self._released
+        return None
 
     def _finish_once(self, definition: AnyFixtureDef) -> Callable[..., Any]:
         finish = FixtureDef.finish.__get__(definition)
@@ -230,7 +254,12 @@ class FixtureInstances:
         )
 
     def _earlier_maker_of_new_life(
-        self, definition: AnyFixtureDef, request: SubRequest, item: pytest.Item
+        self,
+        definition: AnyFixtureDef,
+        request: SubRequest,
+        item: pytest.Item,
+        *,
+        shallow: bool = False,
     ) -> bool:
         """Whether a test earlier in collection order, still in its setup,
         should make the life of a shared copy that ``request`` would make.
@@ -241,8 +270,9 @@ class FixtureInstances:
         waits until the earlier tests have ended their setups (one of them
         may ask for the same copy with ``request.getfixturevalue``, which no
         plan sees), and a test that would make a copy's life waits for the
-        earlier users of that life. A test waiting here, or for a turn, is
-        not waited for: it might be waiting for something ``item`` holds.
+        earlier users of that life. A test that waits here for something
+        that is not over yet is not waited for: it might be waiting for
+        something ``item`` holds.
         """
         cached = definition.cached_result
         if cached is not None and _same(cached[1], definition.cache_key(request)):
@@ -250,24 +280,37 @@ class FixtureInstances:
         position = self._position.get(item)
         if position is None:
             return False
-        if cached is not None:
-            return any(
-                self._position.get(other, position) < position
-                for other in self._setting_up
-                if other not in self._blocked
-            )
-        slot = self._slot_of.get(definition)
-        needed = self._lives.get(item, {}).get(slot) if slot is not None else None
-        if needed is None:
-            return False
-        holders = self._holders.get(definition, ())
-        return any(
-            self._position.get(other, position) < position
-            and other not in holders
-            and self._lives.get(other, {}).get(slot) == needed
+        earlier = [
+            other
             for other in self._setting_up
-            if other not in self._blocked
-        )
+            if other is not item and self._position.get(other, position) < position
+        ]
+        if cached is None:
+            slot = self._slot_of.get(definition)
+            needed = self._lives.get(item, {}).get(slot) if slot is not None else None
+            if needed is None:
+                return False
+            holders = self._holders.get(definition, ())
+            earlier = [
+                other
+                for other in earlier
+                if other not in holders and self._lives.get(other, {}).get(slot) == needed
+            ]
+        if shallow:
+            return any(other not in self._blocked for other in earlier)
+        return any(self._may_go_on(other) for other in earlier)
+
+    def _may_go_on(self, item: pytest.Item) -> bool:
+        """Whether ``item`` is not waiting here, or what it waits for is
+        over and it only has to be woken: then it does not wait for anyone a
+        later test might be, so that test may wait for it."""
+        blocked = self._blocked.get(item)
+        if blocked is None:
+            return True
+        definition, request = blocked
+        # Shallow: a test that waits for an earlier one is not waited for;
+        # a later test looks at that earlier one itself.
+        return self._reason_to_wait(definition, request, item, shallow=True) is None
 
     def _hold(self, definition: AnyFixtureDef, item: pytest.Item) -> None:
         self._holders.setdefault(definition, set()).add(item)
@@ -537,14 +580,15 @@ def mark_pending_setup(definition: AnyFixtureDef, done: asyncio.Event) -> None:
     definition.__dict__[_PENDING_SETUP] = done
 
 
-def wait_for_pending_setup(definition: AnyFixtureDef) -> None:
-    """Wait until no owner is setting ``definition`` up (the test that asked
-    for it first may have stopped waiting for the owner)."""
-    while (pending := definition.__dict__.get(_PENDING_SETUP)) is not None:
-        if pending.is_set():
-            definition.__dict__.pop(_PENDING_SETUP, None)
-            return
-        bridge.wait_for(pending.wait())
+def pending_setup(definition: AnyFixtureDef) -> asyncio.Event | None:
+    """The event set when the owner setting ``definition`` up is done, if
+    one is at it (the test that asked for it first may have stopped waiting
+    for the owner)."""
+    pending: asyncio.Event | None = definition.__dict__.get(_PENDING_SETUP)
+    if pending is not None and pending.is_set():
+        definition.__dict__.pop(_PENDING_SETUP, None)
+        return None
+    return pending
 
 
 def fixture_functions(item: pytest.Item) -> Iterator[tuple[str, Callable[..., Any]]]:

@@ -1,6 +1,15 @@
 import pytest
 
+import jobq
 from jobq import JobQueue
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ci_identity():
+    """Jobs the suite submits are attributed to the CI account."""
+    token = jobq.current_user.set("ci-bot")
+    yield
+    jobq.current_user.reset(token)
 
 
 @pytest.fixture(scope="module")

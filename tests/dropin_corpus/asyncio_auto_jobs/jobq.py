@@ -24,6 +24,9 @@ QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
 _ids = itertools.count(1)
 
+#: Who is submitting jobs; recorded on each job for auditing.
+current_user: contextvars.ContextVar[str] = contextvars.ContextVar("current_user", default="anonymous")
+
 #: The job a worker is running, for handlers and log records.
 current_job: contextvars.ContextVar[Job | None] = contextvars.ContextVar("current_job", default=None)
 
@@ -37,6 +40,7 @@ class Job:
     kind: str
     payload: dict[str, Any]
     id: str = field(default_factory=lambda: f"job-{next(_ids)}")
+    owner: str = field(default_factory=current_user.get)
     status: str = QUEUED
     result: Any = None
     error: str | None = None
@@ -52,6 +56,7 @@ class Job:
         return {
             "id": self.id,
             "kind": self.kind,
+            "owner": self.owner,
             "status": self.status,
             "result": self.result,
             "error": self.error,

@@ -88,6 +88,18 @@ async def test_handler_sees_its_job(private_queue):
     assert jobq.current_job.get() is None
 
 
+async def test_jobs_record_who_submitted_them(private_queue):
+    first = private_queue.submit("sleep", seconds=0.05)
+    token = jobq.current_user.set("alice")
+    try:
+        second = private_queue.submit("sleep", seconds=0.05)
+    finally:
+        jobq.current_user.reset(token)
+    await wait_until_finished(private_queue, second)
+    assert private_queue.jobs[first].owner == "ci-bot"
+    assert private_queue.jobs[second].owner == "alice"
+
+
 def test_queue_needs_a_worker():
     with pytest.raises(ValueError, match="at least one worker"):
         JobQueue(workers=0)

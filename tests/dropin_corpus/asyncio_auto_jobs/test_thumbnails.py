@@ -49,3 +49,15 @@ async def test_results_are_kept_after_completion(queue):
     await wait_until_finished(queue, job_id)
     await asyncio.sleep(0.1)
     assert queue.jobs[job_id].to_dict()["result"] == {"width": 10, "height": 20}
+
+
+async def test_urgent_job_overtakes_backlog(queue):
+    backlog = [queue.submit("sleep", seconds=0.05) for _ in range(8)]
+    submit_urgent = getattr(queue, "submit_urgent", None)
+    if submit_urgent is None:
+        for job_id in backlog:
+            await wait_until_finished(queue, job_id)
+        pytest.xfail("urgent submission is not implemented yet")
+    urgent = submit_urgent("thumbnail", width=10, height=10)
+    job = await wait_until_finished(queue, urgent)
+    assert job.finished_at < max(queue.jobs[j].finished_at or float("inf") for j in backlog)

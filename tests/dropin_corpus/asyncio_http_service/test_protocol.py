@@ -3,7 +3,6 @@ import logging
 
 import pytest
 
-import inventory
 from inventory import ProtocolError, Request, format_request, parse_request, parse_response
 
 
@@ -18,7 +17,7 @@ def test_parse_put_with_body():
     assert request.target == "PUT /items/7"
 
 
-@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.asyncio
 async def test_health(client):
     status, body = await client.get("/health")
     assert status == 200
@@ -41,7 +40,7 @@ def test_parse_rejects_malformed_lines(line, message):
         parse_request(line)
 
 
-@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.asyncio
 async def test_malformed_request_gets_400_and_is_logged(client, caplog):
     caplog.set_level(logging.INFO, logger="inventory")
     status, body = await client.send_raw("FETCH /items/1\n")
@@ -67,7 +66,7 @@ def test_parse_response(line, expected):
     assert parse_response(line) == expected
 
 
-@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.asyncio
 async def test_connection_serves_many_requests(client):
     statuses = [(await client.get("/health"))[0] for _ in range(5)]
     assert statuses == [200] * 5
@@ -75,7 +74,7 @@ async def test_connection_serves_many_requests(client):
     assert (status, body) == (200, {"waited_ms": 150})
 
 
-@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.asyncio
 async def test_slow_request_does_not_block_other_connections(client, second_client):
     slow = asyncio.ensure_future(client.get("/slow?ms=300"))
     status, _ = await second_client.get("/health")
@@ -90,7 +89,7 @@ def test_parse_response_with_reason_phrase():
         parse_response('200 OK {"id": 1}')
 
 
-@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.asyncio
 async def test_unknown_route(client, caplog):
     caplog.set_level(logging.INFO, logger="inventory")
     status, body = await client.get("/nowhere")

@@ -46,7 +46,7 @@ async def test_closed_subscription_receives_nothing(broker):
     assert sub.queue.empty()
 
 
-@pytest.mark.parametrize("subscribers", [1, 3, 10])
+@pytest.mark.parametrize("subscribers", [1, 10])
 async def test_fan_out(broker, subscribers):
     topic = f"fanout.{subscribers}"
     subs = [broker.subscribe(topic) for _ in range(subscribers)]
