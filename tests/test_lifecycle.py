@@ -814,3 +814,89 @@ def _passes_sections(lines: list[str]) -> dict[str, str]:
         elif current is not None:
             current.append(line)
     return {name: "\n".join(text) for name, text in sections.items()}
+
+
+def test_context_variables_set_by_shared_fixtures_reach_their_tests(
+    pytester: pytest.Pytester,
+) -> None:
+    # A session fixture sets a context variable and resets it in its
+    # teardown; tests after its setup see the value, as in pytest's one
+    # context, and the reset works in the fixture's own context.
+    pytester.makepyfile(
+        """
+        import asyncio
+        import contextvars
+        import pytest
+
+        user = contextvars.ContextVar("user", default="anonymous")
+        region = contextvars.ContextVar("region", default="none")
+
+        @pytest.fixture(scope="session", autouse=True)
+        def ci_identity():
+            token = user.set("ci-bot")
+            yield
+            user.reset(token)
+
+        @pytest.fixture(scope="module")
+        async def in_region():
+            await asyncio.sleep(0.01)
+            region.set("eu")
+
+        @pytest.mark.parametrize("n", range(3))
+        async def test_async(n):
+            await asyncio.sleep(0.05)
+            assert user.get() == "ci-bot"
+
+        def test_sync():
+            assert user.get() == "ci-bot"
+
+        async def test_module_fixture(in_region):
+            await asyncio.sleep(0.01)
+            assert region.get() == "eu"
+        """
+    )
+    for mode in ("off", "auto"):
+        pytester.runpytest(f"--concurrently-mode={mode}").assert_outcomes(passed=5)
+
+
+def test_context_variable_of_a_module_fixture_is_reset_after_its_module(
+    pytester: pytest.Pytester,
+) -> None:
+    # As in pytest's one context: set for the module's tests, sync or async,
+    # and back to the default once the module fixture is torn down.
+    pytester.makepyfile(
+        test_a="""
+        import asyncio
+        import contextvars
+        import pytest
+
+        tenant = contextvars.ContextVar("tenant", default="none")
+
+        @pytest.fixture(scope="module", autouse=True)
+        def acme():
+            token = tenant.set("acme")
+            yield
+            tenant.reset(token)
+
+        async def test_async():
+            await asyncio.sleep(0.01)
+            assert tenant.get() == "acme"
+
+        @pytest.mark.isolated
+        def test_sync_alone():
+            assert tenant.get() == "acme"
+        """,
+        test_b="""
+        import asyncio
+        from test_a import tenant
+
+        async def test_after_async():
+            await asyncio.sleep(0.01)
+            assert tenant.get() == "none"
+
+        def test_after_sync():
+            assert tenant.get() == "none"
+        """,
+    )
+    for mode in ("off", "marked", "auto"):
+        pytester.runpytest(f"--concurrently-mode={mode}").assert_outcomes(passed=4)

@@ -36,7 +36,8 @@ class _PluginState:
     # The runner of an enclosing session (pytester runs sessions in-process).
     outer_loop_runner: bridge.IdleLoopRunner | None = None
     # Whether sync fixtures wider than function scope get owner tasks: while
-    # tests run concurrently, so one task sets each up and tears it down.
+    # this plugin runs the test loop, so one task sets each up and tears it
+    # down, whichever tests' contexts ask for it.
     own_sync_fixtures: bool = False
     # In auto mode, whether sync tests interleave ("interleave") or run
     # alone ("alone").
@@ -319,7 +320,11 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         errors = session.testsfailed
         raise session.Interrupted(f"{errors} error{'s' if errors != 1 else ''} during collection")
     if not concurrent:
-        run_sequentially(session, plans, state.loop)
+        state.own_sync_fixtures = True
+        try:
+            run_sequentially(session, plans, state.loop)
+        finally:
+            state.own_sync_fixtures = False
         return True
     state.stats = RunStats()
     for plan in plans if state.mode is Mode.AUTO else ():
@@ -393,9 +398,10 @@ def pytest_fixture_setup(
     in an owner task of their own.
 
     A fixture wider than function scope is set up and torn down by one owner
-    task when it is ``async def``, and, while tests run concurrently, when
-    it is sync too. ``async def`` fixtures of tests that another plugin runs
-    are left to that plugin.
+    task when it is ``async def``, and, while this plugin runs the test loop
+    (some test is concurrent or has async code of ours), when it is sync too.
+    The ``async def`` fixtures of tests that another plugin runs are left to
+    that plugin.
     """
     plugin_adapters.reveal_fixture(fixturedef)
     if request.config.getoption("setupplan", False):
@@ -405,11 +411,13 @@ def pytest_fixture_setup(
     if is_async:
         plan = adapter.requesting_item(request).stash.get(_plan_key, None)
         if plan is not None and plan.owner is not None:
-            return None
+            return None  # the other plugin's test: it runs its async fixtures
     elif not state.own_sync_fixtures or not bridge.can_wait():
         # A sync fixture asked for with request.getfixturevalue straight
         # from an async def body cannot wait for an owner: set it up there,
-        # as pytest would.
+        # as pytest would. (The other plugins' wrappers of their async
+        # fixtures are sync: owned like any, so their teardown runs in the
+        # context their setup ran in, wherever the scope ends.)
         return None
     if adapter.is_shared_request(request):
         return adapter.setup_in_owner(fixturedef, request, state.loop.session_context)

@@ -60,6 +60,7 @@ def run_alone(
     :param one_task: run the whole protocol in one task on the session loop
         (see :func:`needs_one_task`); otherwise on the main thread as usual.
     """
+    adapter.update_main_context()
     token = running_test.set(RunningTest(item, concurrent=False))
     try:
         if not one_task:
@@ -73,6 +74,9 @@ def run_alone(
             loop.idle_context = saved
     finally:
         running_test.reset(token)
+        # What shared fixtures set in their contexts during the test (or
+        # reset in their teardowns) shows in the main context from now on.
+        adapter.update_main_context()
 
 
 def _protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -158,6 +162,7 @@ class ConcurrentSession:
             admitted = self._admit()
             while admitted:
                 if admitted[0].concurrent:
+                    adapter.update_main_context()
                     with adapter.route_phase_capture(self._session.config):
                         self._loop.on_second_interrupt = self._abandon_in_flight
                         try:

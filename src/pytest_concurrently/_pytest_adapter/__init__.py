@@ -44,6 +44,7 @@ from .fixtures import SubRequest as SubRequest
 from .fixtures import fixture_functions as fixture_functions
 from .fixtures import instance_slots as instance_slots
 from .fixtures import requesting_item as requesting_item
+from .fixtures import update_main_context as update_main_context
 from .owners import is_shared_request as is_shared_request
 from .owners import setup_in_owner as setup_in_owner
 from .phase import route_phase_capture as route_phase_capture
@@ -73,4 +74,5 @@ __all__ = [
     "run_protocol",
     "setup_async_fixture",
     "setup_in_owner",
+    "update_main_context",
 ]

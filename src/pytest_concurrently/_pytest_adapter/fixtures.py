@@ -17,6 +17,7 @@ it. pytest 8.2 compares cache keys with ``is``, 9 with ``==``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -40,11 +41,15 @@ __all__ = [
     "FixtureDef",
     "FixtureInstances",
     "SubRequest",
+    "apply_context_changes",
     "fixture_functions",
+    "forget_context_changes",
     "instance_slots",
     "mark_pending_setup",
     "pending_setup",
+    "record_context_changes",
     "requesting_item",
+    "update_main_context",
 ]
 
 #: A fixture definition of any value type.
@@ -156,7 +161,9 @@ class FixtureInstances:
 
         def execute_one_at_a_time(request: SubRequest) -> Any:
             if not bridge.in_bridged_code():
-                return execute(request)
+                result = execute(request)
+                apply_context_changes(definition)
+                return result
             item = request._pyfuncitem
             self._resolving[item] = self._resolving.get(item, 0) + 1
             self._wake_waiting_replacers()
@@ -175,9 +182,13 @@ class FixtureInstances:
                         del self._blocked[item]
                 with _turn_taken(self._executing, definition):
                     try:
-                        return execute(request)
+                        result = execute(request)
                     finally:
                         self._hold(definition, item)
+                # The test runs in a context of its own: it sees what the
+                # instance's setup set, as in pytest's one context.
+                apply_context_changes(definition)
+                return result
             finally:
                 self._resolving[item] -= 1
                 if not self._resolving[item]:
@@ -568,6 +579,74 @@ class _FixtureLives:
             self._out[("fixture", definition, node)] = identity
         self._memo[memo_key] = identity
         return identity
+
+
+# The context variables a shared instance's setup set, with their values.
+_CONTEXT_CHANGES = "_pytest_concurrently_context_changes"
+
+
+# Changes to make in the main thread's own context, which tests that run
+# alone and each concurrent phase start from: made between tests, in order.
+_for_the_main_context: list[Callable[[], object]] = []
+
+
+def record_context_changes(
+    definition: AnyFixtureDef, before: contextvars.Context, after: contextvars.Context
+) -> None:
+    """Remember which context variables ``definition``'s setup set, from
+    the contexts before and after it, to hand them to the tests that
+    receive the instance (:func:`apply_context_changes`), and to the main
+    context, as pytest's one context would keep them until the teardown."""
+    changes = [
+        (variable, value)
+        for variable, value in after.items()
+        if variable not in before or before[variable] is not value
+    ]
+    definition.__dict__.pop(_CONTEXT_CHANGES, None)
+    if not changes:
+        return
+    definition.__dict__[_CONTEXT_CHANGES] = changes
+    tokens: list[contextvars.Token[Any]] = []
+
+    def set_in_main() -> None:
+        tokens.extend(variable.set(value) for variable, value in changes)
+
+    def reset_in_main() -> None:
+        for token in reversed(tokens):
+            token.var.reset(token)
+
+    _for_the_main_context.append(set_in_main)
+    definition.__dict__[_MAIN_CONTEXT_RESET] = reset_in_main
+
+
+def forget_context_changes(definition: AnyFixtureDef) -> None:
+    """The instance is being torn down: hand its values to nobody more, and
+    take them back out of the main context."""
+    definition.__dict__.pop(_CONTEXT_CHANGES, None)
+    reset = definition.__dict__.pop(_MAIN_CONTEXT_RESET, None)
+    if reset is not None:
+        _for_the_main_context.append(reset)
+
+
+def update_main_context() -> None:
+    """Make, in the current context (the main thread's own, between tests),
+    the changes shared fixtures' setups and teardowns made to theirs."""
+    while _for_the_main_context:
+        _for_the_main_context.pop(0)()
+
+
+_MAIN_CONTEXT_RESET = "_pytest_concurrently_main_context_reset"
+
+
+def apply_context_changes(definition: AnyFixtureDef) -> None:
+    """Set, in the current context, the context variables the setup of
+    ``definition``'s instance set; in the main thread's own context, bring
+    it up to date instead (see :func:`update_main_context`)."""
+    if not bridge.in_bridged_code() and bridge.can_wait():
+        update_main_context()
+        return
+    for variable, value in definition.__dict__.get(_CONTEXT_CHANGES, ()):
+        variable.set(value)
 
 
 # Set on a definition while an owner sets an instance up; the event is set

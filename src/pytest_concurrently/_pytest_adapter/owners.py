@@ -10,6 +10,12 @@ of the instance (the fixture's own teardown, ``request.addfinalizer``
 callbacks, ``pytest_fixture_post_finalizer``) to the same owner.
 Finalizers of dependent fixtures are registered after it, so they still run
 first, each in its own owner.
+
+Context variables the fixture function sets stay in the owner's context, so
+a ``ContextVar.reset`` in its teardown works; the values are also handed to
+every test that receives the instance (see
+:func:`.fixtures.record_context_changes`), as pytest's one context shows
+them to the tests that come after the fixture's setup.
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ from _pytest.fixtures import SubRequest, call_fixture_func, resolve_fixture_func
 from .. import bridge
 from ..ownership import OwnerTask
 from .async_fixtures import HANDLED, cache_outcome, is_async_fixture, synchronous_fixture_function
-from .fixtures import AnyFixtureDef, mark_pending_setup
+from .fixtures import (
+    AnyFixtureDef,
+    apply_context_changes,
+    forget_context_changes,
+    mark_pending_setup,
+    record_context_changes,
+)
 from .setupstate import raise_collected, run_finalizers
 
 __all__ = ["is_shared_request", "setup_in_owner"]
@@ -56,6 +68,7 @@ def setup_in_owner(
     pending = asyncio.Event()
     mark_pending_setup(definition, pending)
     result = bridge.wait_for(owner.run(_set_up, definition, owner, func, request, kwargs, pending))
+    apply_context_changes(definition)
     return HANDLED if result is None else result
 
 
@@ -68,6 +81,7 @@ def _set_up(
     pending: asyncio.Event,
 ) -> Any:
     cache_key = definition.cache_key(request)
+    before = contextvars.copy_context()
     try:
         result = call_fixture_func(func, request, kwargs)
     except BaseException as exc:
@@ -78,6 +92,7 @@ def _set_up(
         cache_outcome(definition, cache_key, None, exc)
         raise
     else:
+        record_context_changes(definition, before, contextvars.copy_context())
         cache_outcome(definition, cache_key, result, None)
         return result
     finally:
@@ -86,6 +101,7 @@ def _set_up(
 
 
 def _tear_down(definition: AnyFixtureDef, owner: OwnerTask) -> None:
+    forget_context_changes(definition)
     remaining = list(definition._finalizers)
     definition._finalizers.clear()
     try:
