@@ -4,6 +4,7 @@ in auto mode, and their waiting tests overlap (see dropin_corpus/README.md)."""
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import shutil
 import sys
@@ -42,6 +43,11 @@ def _write(nodeid, what):
 """
 
 
+def _version(distribution: str) -> tuple[int, ...]:
+    text = importlib.metadata.version(distribution)
+    return tuple(int("".join(c for c in part if c.isdigit()) or 0) for part in text.split(".")[:2])
+
+
 def _run(pytester: pytest.Pytester, plugin: str, *args: str) -> tuple[dict[str, str], Path]:
     results = pytester.path / "results.xml"
     probe_log = pytester.path / "probe.jsonl"
@@ -73,6 +79,9 @@ def test_suite_keeps_its_outcomes_and_its_waits_overlap(
 ) -> None:
     source = CORPUS / suite
     config = tomllib.loads((source / "corpus.toml").read_text())
+    for distribution, oldest in config.get("requires", {}).items():
+        if _version(distribution) < tuple(int(part) for part in oldest.split(".")):
+            pytest.skip(f"the suite needs {distribution} {oldest} or later")
     shutil.copytree(source, pytester.path, dirs_exist_ok=True)
     pytester.makepyfile(corpus_probe=PROBE)
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))

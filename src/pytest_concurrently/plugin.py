@@ -408,9 +408,10 @@ def pytest_fixture_setup(
         return None  # --setup-plan shows fixtures without running them
     state = request.config.stash[_state_key]
     is_async = adapter.is_async_fixture(fixturedef)
+    plan = adapter.requesting_item(request).stash.get(_plan_key, None)
+    theirs = plan is not None and plan.owner is not None
     if is_async:
-        plan = adapter.requesting_item(request).stash.get(_plan_key, None)
-        if plan is not None and plan.owner is not None:
+        if theirs:
             return None  # the other plugin's test: it runs its async fixtures
     elif not state.own_sync_fixtures or not bridge.can_wait():
         # A sync fixture asked for with request.getfixturevalue straight
@@ -420,7 +421,9 @@ def pytest_fixture_setup(
         # context their setup ran in, wherever the scope ends.)
         return None
     if adapter.is_shared_request(request):
-        return adapter.setup_in_owner(fixturedef, request, state.loop.session_context)
+        return adapter.setup_in_owner(
+            fixturedef, request, state.loop.session_context, share_context=not theirs
+        )
     if is_async:
         return adapter.setup_async_fixture(fixturedef, request)
     return None

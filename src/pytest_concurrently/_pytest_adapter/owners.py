@@ -52,11 +52,19 @@ def is_shared_request(request: SubRequest) -> bool:
 
 
 def setup_in_owner(
-    definition: AnyFixtureDef, request: SubRequest, context: contextvars.Context
+    definition: AnyFixtureDef,
+    request: SubRequest,
+    context: contextvars.Context,
+    *,
+    share_context: bool = True,
 ) -> object:
     """pytest's ``pytest_fixture_setup`` for ``definition``, with the fixture
     function (sync or ``async def``) run in a new owner task started from
-    ``context``."""
+    ``context``.
+
+    :param share_context: hand the context variables the setup sets to the
+        tests that receive the instance (false for the wrappers another
+        plugin puts around its fixtures, which set that plugin's own)."""
     kwargs = {name: request.getfixturevalue(name) for name in definition.argnames}
     func = resolve_fixture_function(definition, request)
     if is_async_fixture(definition):
@@ -67,7 +75,9 @@ def setup_in_owner(
     )
     pending = asyncio.Event()
     mark_pending_setup(definition, pending)
-    result = bridge.wait_for(owner.run(_set_up, definition, owner, func, request, kwargs, pending))
+    result = bridge.wait_for(
+        owner.run(_set_up, definition, owner, func, request, kwargs, pending, share_context)
+    )
     apply_context_changes(definition)
     return HANDLED if result is None else result
 
@@ -79,6 +89,7 @@ def _set_up(
     request: SubRequest,
     kwargs: dict[str, Any],
     pending: asyncio.Event,
+    share_context: bool,
 ) -> Any:
     cache_key = definition.cache_key(request)
     before = contextvars.copy_context()
@@ -92,7 +103,8 @@ def _set_up(
         cache_outcome(definition, cache_key, None, exc)
         raise
     else:
-        record_context_changes(definition, before, contextvars.copy_context())
+        if share_context:
+            record_context_changes(definition, before, contextvars.copy_context())
         cache_outcome(definition, cache_key, result, None)
         return result
     finally:
