@@ -447,4 +447,50 @@ REPRODUCTIONS: Final = (
                 """,
         },
     ),
+    Reproduction(
+        name="narrow-request-ends-a-wider-value",
+        seed=2516,
+        shows=("stale-instance", "fixture-set-up-less-often"),
+        shape=(
+            "A session fixture s asked for once with a module-scoped indirect parameter: "
+            "pytest registers its finish on the module, so the module's end tears down "
+            "whatever value s then holds, a plain one included. A test of the next module "
+            "that uses s plainly overlapped the module's last test and received the value "
+            "torn down under it."
+        ),
+        fixtures="""
+            @pytest.fixture(scope="session")
+            def s(request):
+                value = recorder.setup(request, "s@root", [])
+                yield value
+                recorder.teardown(value)
+            """,
+        modules={
+            "test_a.py": """
+                @pytest.fixture(scope="module")
+                def s(request, s):
+                    value = recorder.setup(request, "s@test_a", [s])
+                    yield value
+                    recorder.teardown(value)
+
+
+                @pytest.mark.parametrize("s", ["i0"], indirect=True)
+                async def test_param(request, s):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+
+
+                async def test_plain(request, s):
+                    received = recorder.start(request)
+                    await asyncio.sleep(0.05)
+                    recorder.end(request, received)
+                """,
+            "test_b.py": """
+                async def test_later(request, s):
+                    received = recorder.start(request)
+                    await asyncio.sleep(0.01)
+                    recorder.end(request, received)
+                """,
+        },
+    ),
 )

@@ -464,13 +464,27 @@ def instance_slots(items: Sequence[pytest.Item]) -> list[dict[object, object]]:
     """
     segments = node_segments(items)
     per_item: list[dict[tuple[object, ...], object]] = []
+    # pytest registers a copy's finish() on the node of every request for
+    # it; one made at a narrower scope (a parameter's) ends the copy's life,
+    # whatever value it holds then, when that node is torn down. Count
+    # those ends per copy: each starts a new life.
+    ended: dict[tuple[object, ...], int] = {}
+    ends_with: dict[NodeSegment, set[tuple[object, ...]]] = {}
     for item in items:
         identities: dict[tuple[object, ...], object] = {}
         for segment in segments[item].within:
             identities[("node", segment.node)] = segment.index
-        per_item.append(identities)
         if isinstance(item, pytest.Function) and hasattr(item, "_fixtureinfo"):
-            _FixtureLives(item, segments[item].within, identities).walk()
+            narrow: dict[tuple[object, ...], Node] = {}
+            _FixtureLives(item, segments[item].within, identities, narrow, ended).walk()
+            for key, request_node in narrow.items():
+                for segment in segments[item].within:
+                    if segment.node is request_node:
+                        ends_with.setdefault(segment, set()).add(key)
+        per_item.append(identities)
+        for segment in segments[item].closes:
+            for key in ends_with.pop(segment, ()):
+                ended[key] = ended.get(key, 0) + 1
     # Number the lives: a copy's life changes when its identity differs
     # from that of the previous item that used the copy.
     last: dict[tuple[object, ...], tuple[object, int]] = {}
@@ -529,8 +543,12 @@ class _FixtureLives:
         item: pytest.Function,
         segments: Sequence[NodeSegment],
         out: dict[tuple[object, ...], object],
+        narrow: dict[tuple[object, ...], Node],
+        ended: dict[tuple[object, ...], int],
     ) -> None:
         self._item = item
+        self._narrow = narrow
+        self._ended = ended
         self._definitions = item._fixtureinfo.name2fixturedefs
         self._callspec = getattr(item, "callspec", None)
         self._segment_index = {segment.node: segment.index for segment in segments}
@@ -567,7 +585,13 @@ class _FixtureLives:
         if node is self._item:
             identity: object = ("function", tuple(dependencies))
         else:
-            identity = (self._segment_index.get(node, 0), cache_key, tuple(dependencies))
+            key = ("fixture", definition, node)
+            identity = (
+                self._segment_index.get(node, 0),
+                cache_key,
+                tuple(dependencies),
+                self._ended.get(key, 0),
+            )
             request_node = _scope_node(
                 self._item, _effective_scope(self._item, name, definition), definition
             )
@@ -576,7 +600,8 @@ class _FixtureLives:
                 # tears the value down with that narrower node, so each node
                 # gets a life of its own in the one cached slot.
                 identity = (identity, request_node)
-            self._out[("fixture", definition, node)] = identity
+                self._narrow[key] = request_node
+            self._out[key] = identity
         self._memo[memo_key] = identity
         return identity
 
