@@ -212,6 +212,13 @@ def pytest_collection_modifyitems(
             state.alone_under[item.nodeid] = f"alone under {plan.owner}: {plan.alone_because}"
     if problems:
         raise pytest.UsageError(_grouped_by_cause(problems))
+    plugins = config.pluginmanager
+    if (
+        (state.alone_under or state.reruns.enabled)
+        and config.get_verbosity() >= 1
+        and not plugins.has_plugin("concurrently-alone-reasons")
+    ):
+        plugins.register(AloneReasons(state), "concurrently-alone-reasons")
     if not any(plan.concurrent and plan.is_async for plan in plans):
         # Sync tests interleave between concurrent async tests; without
         # any, they run alone as pytest runs them.
@@ -449,24 +456,31 @@ class TestBodies:
         return True
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_report_teststatus(
-    report: pytest.TestReport, config: pytest.Config
-) -> Generator[None, object, object]:
-    """In verbose output, say why a test ran alone: it was written for
-    another plugin that needs it, or it failed concurrently and ran again."""
-    status = yield
-    state = config.stash[_state_key]
-    reason = state.alone_under.get(report.nodeid)
-    if report.nodeid in state.reruns.failed_concurrently:
-        reason = "run again alone after failing concurrently"
-    if reason is None or config.get_verbosity() < 1 or not isinstance(status, tuple):
-        return status
-    category, letter, word = status
-    if isinstance(word, tuple):
-        text, markup = word
-        return category, letter, (f"{text} ({reason})", markup) if text else word
-    return category, letter, f"{word} ({reason})" if word else word
+class AloneReasons:
+    """In verbose output, says why a test ran alone: it was written for
+    another plugin that needs it, or it failed concurrently and ran again.
+    Registered only when there may be something to say."""
+
+    def __init__(self, state: _PluginState) -> None:
+        self._state = state
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport, config: pytest.Config
+    ) -> Generator[None, object, object]:
+        """Add the reason to the verbose status word of such a test."""
+        status = yield
+        state = self._state
+        reason = state.alone_under.get(report.nodeid)
+        if report.nodeid in state.reruns.failed_concurrently:
+            reason = "run again alone after failing concurrently"
+        if reason is None or not isinstance(status, tuple):
+            return status
+        category, letter, word = status
+        if isinstance(word, tuple):
+            text, markup = word
+            return category, letter, (f"{text} ({reason})", markup) if text else word
+        return category, letter, f"{word} ({reason})" if word else word
 
 
 class FailureCounter:

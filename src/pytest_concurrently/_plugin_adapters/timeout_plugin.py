@@ -62,10 +62,9 @@ def arm(item: pytest.Item, task: asyncio.Task[Any], seconds: float) -> None:
 
 def disarm(item: pytest.Item) -> bool:
     """Cancel the timer :func:`arm` set for ``item``; whether there was one."""
-    timer = item.stash.get(_timer_key, None)
-    if timer is None:
+    if _timer_key not in item.stash:
         return False
-    timer.cancel()
+    item.stash[_timer_key].cancel()
     del item.stash[_timer_key]
     return True
 

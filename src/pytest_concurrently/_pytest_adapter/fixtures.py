@@ -79,6 +79,7 @@ class FixtureInstances:
         # held or starts resolving a fixture; tests waiting for holders check
         # again then.
         self._released = asyncio.Event()
+        self._waiting = 0  # tests waiting in execute_one_at_a_time
         # How deep each test is in resolving shared fixtures: such a test may
         # wait for a fixture another test is resolving, so nobody waits for it.
         self._resolving: dict[pytest.Item, int] = {}
@@ -153,6 +154,8 @@ class FixtureInstances:
         self._wake_waiting_replacers()
 
     def _wake_waiting_replacers(self) -> None:
+        if not self._waiting:
+            return  # nobody to wake: no need for a new event
         released, self._released = self._released, asyncio.Event()
         released.set()
 
@@ -177,7 +180,11 @@ class FixtureInstances:
                         self._wake_waiting_replacers()
                         waited_on = self._reason_to_wait(definition, request, item)
                         if waited_on is not None:
-                            bridge.wait_for(waited_on.wait())
+                            self._waiting += 1
+                            try:
+                                bridge.wait_for(waited_on.wait())
+                            finally:
+                                self._waiting -= 1
                     finally:
                         del self._blocked[item]
                 with _turn_taken(self._executing, definition):
