@@ -20,6 +20,10 @@ async def test_ok():
             ["--concurrently-mode=fast"],
             "*--concurrently-mode must be one of off, marked, auto; got 'fast'*",
         ),
+        (
+            ["--concurrently-sync-tests=sometimes"],
+            "*--concurrently-sync-tests must be one of interleave, alone; got 'sometimes'*",
+        ),
         (["--concurrency=0"], "*--concurrency must be a whole number of at least 1*got '0'*"),
         (["--concurrency=many"], "*--concurrency must be a whole number of at least 1*got 'many'*"),
     ],

@@ -150,27 +150,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _read_mode(config: pytest.Config) -> Mode:
-    option = config.getoption("concurrently_mode")
-    source = "--concurrently-mode" if option is not None else "the concurrently_mode ini option"
-    value = option if option is not None else config.getini("concurrently_mode")
-    try:
-        return Mode(str(value).strip().lower())
-    except ValueError:
-        choices = ", ".join(mode.value for mode in Mode)
-        raise pytest.UsageError(f"{source} must be one of {choices}; got {value!r}") from None
+    return Mode(_read_choice(config, "concurrently_mode", [mode.value for mode in Mode]))
 
 
 def _read_sync_tests(config: pytest.Config) -> str:
-    option = config.getoption("concurrently_sync_tests")
-    source = (
-        "--concurrently-sync-tests"
-        if option is not None
-        else "the concurrently_sync_tests ini option"
-    )
-    value = str(option if option is not None else config.getini("concurrently_sync_tests"))
-    if value.strip().lower() not in ("interleave", "alone"):
-        raise pytest.UsageError(f"{source} must be interleave or alone; got {value!r}")
-    return value.strip().lower()
+    return _read_choice(config, "concurrently_sync_tests", ["interleave", "alone"])
+
+
+def _read_choice(config: pytest.Config, name: str, choices: list[str]) -> str:
+    """The value of the option ``--name`` (with dashes), or else of the ini
+    key ``name``, which must be one of ``choices``."""
+    option = config.getoption(name)
+    flag = "--" + name.replace("_", "-")
+    source = flag if option is not None else f"the {name} ini option"
+    value = option if option is not None else config.getini(name)
+    chosen = str(value).strip().lower()
+    if chosen not in choices:
+        raise pytest.UsageError(f"{source} must be one of {', '.join(choices)}; got {value!r}")
+    return chosen
 
 
 def _read_concurrency(config: pytest.Config) -> int:
