@@ -202,11 +202,12 @@ class ConcurrentSession:
         # Whatever the concurrent run left set up is torn down first, then
         # the tests run in pytest's own order with pytest's own SetupState.
         adapter.restart_setup_state(self._session)
-        to_rerun = sorted(self._to_rerun, key=self._items.index)
+        position = {item: index for index, item in enumerate(self._items)}
+        to_rerun = sorted(self._to_rerun, key=position.__getitem__)
         for index, item in enumerate(to_rerun):
             nextitem = to_rerun[index + 1] if index + 1 < len(to_rerun) else None
             self._reruns.rerunning(item)
-            plan = self._plans[self._items.index(item)]
+            plan = self._plans[position[item]]
             run_alone(item, nextitem, self._loop, one_task=needs_one_task(item, plan))
             if self._session.shouldfail or self._session.shouldstop:
                 break
