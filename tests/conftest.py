@@ -8,6 +8,7 @@ overlap of intervals, never on wall-clock durations.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from dataclasses import dataclass
 
@@ -92,3 +93,13 @@ def _without_other_async_plugins(
 #: Suites written for pytest-asyncio and anyio, run as inner sessions by
 #: test_dropin_corpus.py, never collected by the outer session.
 collect_ignore = ["dropin_corpus"]
+
+
+def installed_version(distribution: str) -> tuple[int, ...]:
+    """The major and minor version of an installed distribution, (0,) when
+    it is not installed."""
+    try:
+        text = importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return (0,)
+    return tuple(int("".join(c for c in part if c.isdigit()) or 0) for part in text.split(".")[:2])

@@ -8,24 +8,15 @@ overlap; tests that need a loop of their own run alone, and the run says why.
 
 from __future__ import annotations
 
-import importlib.metadata
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import all_overlap, intervals, read_events
+from conftest import all_overlap, installed_version, intervals, read_events
 
 pytestmark = pytest.mark.usefixtures("recorder")
 
 
-def _version(distribution: str) -> tuple[int, ...]:
-    try:
-        text = importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return (0,)
-    return tuple(int("".join(c for c in part if c.isdigit()) or 0) for part in text.split(".")[:2])
-
-
-PYTEST_ASYNCIO = _version("pytest-asyncio")
+PYTEST_ASYNCIO = installed_version("pytest-asyncio")
 #: From 1.1, pytest-asyncio wraps async fixtures when a test asks for them,
 #: which lets this plugin set them up on the session loop instead.
 takes_over_pytest_asyncio = pytest.mark.skipif(

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import peak_overlap
+from conftest import installed_version, peak_overlap
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,11 +41,6 @@ def _write(nodeid, what):
     with open(_path, "a") as f:
         f.write(json.dumps({"test": nodeid, "what": what, "t": time.monotonic()}) + "\\n")
 """
-
-
-def _version(distribution: str) -> tuple[int, ...]:
-    text = importlib.metadata.version(distribution)
-    return tuple(int("".join(c for c in part if c.isdigit()) or 0) for part in text.split(".")[:2])
 
 
 def _run(pytester: pytest.Pytester, plugin: str, *args: str) -> tuple[dict[str, str], Path]:
@@ -80,7 +75,7 @@ def test_suite_keeps_its_outcomes_and_its_waits_overlap(
     source = CORPUS / suite
     config = tomllib.loads((source / "corpus.toml").read_text())
     for distribution, oldest in config.get("requires", {}).items():
-        if _version(distribution) < tuple(int(part) for part in oldest.split(".")):
+        if installed_version(distribution) < tuple(int(part) for part in oldest.split(".")):
             pytest.skip(f"the suite needs {distribution} {oldest} or later")
     shutil.copytree(source, pytester.path, dirs_exist_ok=True)
     pytester.makepyfile(corpus_probe=PROBE)

@@ -8,21 +8,16 @@ first failure names what moved.
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import Any
 
 import pytest
+from conftest import installed_version
 
 ASYNCIO_AUTO_INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
 
 
-def _version(distribution: str) -> tuple[int, ...]:
-    text = importlib.metadata.version(distribution)
-    return tuple(int("".join(c for c in part if c.isdigit()) or 0) for part in text.split(".")[:2])
-
-
 pytest_asyncio_1_1 = pytest.mark.skipif(
-    _version("pytest-asyncio") < (1, 1), reason="pytest-asyncio before 1.1 keeps its tests"
+    installed_version("pytest-asyncio") < (1, 1), reason="pytest-asyncio before 1.1 keeps its tests"
 )
 
 
