@@ -8,9 +8,10 @@ fixtures, reporting and scheduling.
 from __future__ import annotations
 
 from .marking import Mode as Mode
+from .resources import resource as resource
 
 # Kept here, not read from the installed metadata: looking the distribution up
 # costs tens of milliseconds at every pytest start.
 __version__ = "0.1.0"
 
-__all__ = ["Mode", "__version__"]
+__all__ = ["Mode", "__version__", "resource"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from ._pytest_adapter import fixture_functions, is_plain_test_function
+from .resources import RESOURCE_MARKER, ResourceNeed, parse_resource_arguments
 
 __all__ = [
     "CONCURRENT_MARKER",
@@ -59,6 +60,10 @@ class TestPlan:
         it and runs alone, in words for the user.
     :param interleaved: a sync test that runs between concurrent tests: it
         is admitted like them, and while its code runs, nothing else does.
+    :param resources: the resources its markers say it holds, every
+        declaration as written (the limits they give are checked across the
+        run).
+    :param group: the group of a concurrent test (``concurrent(group=...)``).
     """
 
     concurrent: bool
@@ -67,6 +72,8 @@ class TestPlan:
     taken_from: str | None = None
     alone_because: str | None = None
     interleaved: bool = False
+    resources: tuple[ResourceNeed, ...] = ()
+    group: str | None = None
 
 
 class MarkerError(Exception):
@@ -88,8 +95,33 @@ def plan_test(item: pytest.Item, mode: Mode, *, interleave_sync: bool = False) -
 
     :param interleave_sync: in auto mode, let a plain sync test function run
         between concurrent tests instead of alone (see docs/semantics.md).
-    :raises MarkerError: for a misused ``concurrent`` or ``isolated`` marker.
+    :raises MarkerError: for a misused ``concurrent``, ``isolated`` or
+        ``resource`` marker.
     """
+    plan = _plan_running(item, mode, interleave_sync)
+    resources = _resource_needs(item)
+    concurrent_mark = item.get_closest_marker(CONCURRENT_MARKER) if plan.concurrent else None
+    group = concurrent_mark.kwargs.get("group") if concurrent_mark is not None else None
+    if resources or group is not None:
+        return replace(plan, resources=resources, group=group)
+    return plan
+
+
+def _resource_needs(item: pytest.Item) -> tuple[ResourceNeed, ...]:
+    needs: list[ResourceNeed] = []
+    for mark in item.iter_markers(RESOURCE_MARKER):
+        try:
+            needs += parse_resource_arguments(mark.args, mark.kwargs)
+        except ValueError as exc:
+            cause = f"@pytest.mark.resource{_format_arguments(mark)} {exc}"
+            fix = (
+                "write it as @pytest.mark.resource('name', ..., mode='exclusive'|'shared', limit=N)"
+            )
+            raise MarkerError(item.nodeid, [(cause, fix)]) from None
+    return tuple(needs)
+
+
+def _plan_running(item: pytest.Item, mode: Mode, interleave_sync: bool) -> TestPlan:
     closest = _closest_marks(item)
     concurrent_mark = closest.get(CONCURRENT_MARKER)
     isolated_mark = closest.get(ISOLATED_MARKER)
@@ -130,11 +162,23 @@ def plan_test(item: pytest.Item, mode: Mode, *, interleave_sync: bool = False) -
 def _check_markers(
     item: pytest.Item, closest: dict[str, pytest.Mark], own_names: set[str], is_async: bool
 ) -> None:
-    for name in (CONCURRENT_MARKER, ISOLATED_MARKER):
-        mark = closest.get(name)
-        if mark is not None and (mark.args or mark.kwargs):
-            cause = f"@pytest.mark.{name} takes no arguments, got {_format_arguments(mark)}"
-            raise MarkerError(item.nodeid, [(cause, f"write @pytest.mark.{name}")])
+    isolated = closest.get(ISOLATED_MARKER)
+    if isolated is not None and (isolated.args or isolated.kwargs):
+        cause = f"@pytest.mark.isolated takes no arguments, got {_format_arguments(isolated)}"
+        raise MarkerError(item.nodeid, [(cause, "write @pytest.mark.isolated")])
+    concurrent = closest.get(CONCURRENT_MARKER)
+    if concurrent is not None and (concurrent.args or set(concurrent.kwargs) - {"group"}):
+        cause = f"@pytest.mark.concurrent takes only group=, got {_format_arguments(concurrent)}"
+        fix = "write @pytest.mark.concurrent or @pytest.mark.concurrent(group='name')"
+        raise MarkerError(item.nodeid, [(cause, fix)])
+    group = concurrent.kwargs.get("group") if concurrent is not None else None
+    if (
+        concurrent is not None
+        and "group" in concurrent.kwargs
+        and (not isinstance(group, str) or not group)
+    ):
+        cause = f"@pytest.mark.concurrent(group=...) needs a non-empty string, got {group!r}"
+        raise MarkerError(item.nodeid, [(cause, "name the group, as in group='payments'")])
     if {CONCURRENT_MARKER, ISOLATED_MARKER} <= own_names:
         raise MarkerError(
             item.nodeid, [("is marked both concurrent and isolated", "keep one of the two")]

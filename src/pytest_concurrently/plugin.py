@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -21,6 +21,13 @@ from .marking import (
     plan_test,
 )
 from .rerunning import RerunLedger
+from .resources import (
+    RESOURCE_MARKER,
+    ResourceNeed,
+    collect_limits,
+    declared_resources,
+    parse_limits,
+)
 from .running import ConcurrentSession, needs_one_task, run_sequentially
 from .stats import RunStats
 
@@ -50,6 +57,8 @@ class _PluginState:
     # Node ids of the tests that ran concurrently, and how many of them failed.
     concurrent_ids: set[str] = field(default_factory=set)
     failed_concurrently: int = 0
+    # Resource name -> its limit, from the ini option, markers and fixtures.
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 _state_key = pytest.StashKey[_PluginState]()
@@ -104,6 +113,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="interleave",
     )
     parser.addini(
+        "concurrently_resources",
+        "limits of named resources, as name:N entries (browser:4 payments:1).",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
         "concurrently_mode",
         "default for --concurrently-mode: off, marked or auto.",
         default=Mode.MARKED.value,
@@ -119,15 +134,27 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the markers, validate the options and create the loop."""
     config.addinivalue_line(
         "markers",
-        f"{CONCURRENT_MARKER}: run this async test concurrently with other concurrent "
-        "tests on one event loop (pytest-concurrently).",
+        f"{CONCURRENT_MARKER}(group=None): run this async test concurrently with other "
+        "concurrent tests on one event loop; tests of a group never overlap tests of "
+        "another group (pytest-concurrently).",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{RESOURCE_MARKER}(name, *names, mode='exclusive', limit=None): the test holds the "
+        "named resources from its setup to its teardown; exclusive holders overlap no "
+        "other holder, shared ones only shared ones (pytest-concurrently).",
     )
     config.addinivalue_line(
         "markers",
         f"{ISOLATED_MARKER}: run this test with no other test in flight, even under "
         "--concurrently-mode=auto (pytest-concurrently).",
     )
+    try:
+        limits = parse_limits(config.getini("concurrently_resources"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"pytest-concurrently: {exc}") from None
     state = _PluginState(
+        limits=limits,
         mode=_read_mode(config),
         concurrency=_read_concurrency(config),
         sync_tests=_read_sync_tests(config),
@@ -209,6 +236,10 @@ def pytest_collection_modifyitems(
             state.alone_under[item.nodeid] = f"alone under {plan.owner}: {plan.alone_because}"
     if problems:
         raise pytest.UsageError(_grouped_by_cause(problems))
+    try:
+        state.limits = collect_limits(state.limits, _declared_limits(items, plans))
+    except ValueError as exc:
+        raise pytest.UsageError(f"pytest-concurrently: {exc}") from None
     plugins = config.pluginmanager
     if (
         (state.alone_under or state.reruns.enabled)
@@ -223,6 +254,22 @@ def pytest_collection_modifyitems(
             if item.stash[_plan_key].interleaved:
                 item.stash[_plan_key] = TestPlan(concurrent=False)
     _refuse_conflicting_options(config, state, items)
+
+
+def _declared_limits(
+    items: list[pytest.Item], plans: list[TestPlan]
+) -> Iterator[tuple[str, ResourceNeed]]:
+    """Every resource declaration that gives a limit, with where it is."""
+    seen: set[int] = set()
+    for item, plan in zip(items, plans, strict=True):
+        for need in plan.resources:
+            yield item.nodeid, need
+        for name, function in adapter.fixture_functions(item):
+            if id(function) in seen:
+                continue
+            seen.add(id(function))
+            for need in declared_resources(function):
+                yield f"the fixture {name}", need
 
 
 def _grouped_by_cause(errors: list[MarkerError]) -> str:
@@ -348,7 +395,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     }
     reruns = state.reruns if state.reruns.enabled else None
     try:
-        ConcurrentSession(session, plans, state.concurrency, state.loop, state.stats, reruns).run()
+        ConcurrentSession(
+            session, plans, state.concurrency, state.loop, state.stats, reruns, state.limits
+        ).run()
     finally:
         state.own_sync_fixtures = False
     if session.shouldfail:

@@ -25,7 +25,7 @@ import asyncio
 import contextvars
 import functools
 import gc
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import pytest
 
@@ -36,7 +36,8 @@ from .current import RunningTest, running_test
 from .loop import EventLoopHost
 from .marking import TestPlan, is_hypothesis_test
 from .rerunning import RerunLedger
-from .scheduling import AdmissionPolicy, Ticket
+from .resources import ResourceNeed, declared_resources, merge_needs
+from .scheduling import Access, AdmissionPolicy, Ticket
 from .stats import RunStats
 
 __all__ = ["ConcurrentSession", "needs_one_task", "run_alone", "run_sequentially"]
@@ -98,6 +99,35 @@ def run_sequentially(
             raise session.Interrupted(session.shouldstop)
 
 
+def _ticket(
+    index: int,
+    plan: TestPlan,
+    needs: adapter.AdmissionNeeds,
+    limits: Mapping[str, int],
+    hypothesis: bool,
+) -> Ticket:
+    slots: dict[Hashable, int] = dict(needs.lives)
+    if plan.concurrent and hypothesis:
+        # Hypothesis builds examples in thread-local state: a life of its
+        # own keeps every other such test out while it runs.
+        slots[_HYPOTHESIS_SLOT] = index
+    return Ticket(
+        index,
+        plan.concurrent,
+        slots,
+        {name: _access(need, limits) for name, need in needs.resources.items()},
+        needs.held_through,
+        plan.group,
+        tuple(sorted(needs.after)),
+    )
+
+
+def _access(need: ResourceNeed, limits: Mapping[str, int]) -> Access:
+    if need.access is not None:
+        return need.access
+    return Access.SHARED if need.name in limits else Access.EXCLUSIVE
+
+
 async def _gather_quietly(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -120,6 +150,7 @@ class ConcurrentSession:
         loop: EventLoopHost,
         stats: RunStats,
         reruns: RerunLedger | None = None,
+        limits: Mapping[str, int] | None = None,
     ) -> None:
         self._session = session
         self._reruns = reruns
@@ -129,16 +160,21 @@ class ConcurrentSession:
         self._loop = loop
         self._stats = stats
         self._fixtures = adapter.FixtureInstances()
-        lives = adapter.instance_slots(self._items)
-        self._fixtures.plan(self._items, lives)
-        for index, item in enumerate(self._items):
-            if plans[index].concurrent and is_hypothesis_test(item):
-                # Hypothesis builds examples in thread-local state: a life
-                # of its own keeps every other such test out while it runs.
-                lives[index][_HYPOTHESIS_SLOT] = index
+        limits = dict(limits or {})
+        needs = adapter.plan_admission(
+            self._items,
+            [merge_needs(plan.resources) for plan in plans],
+            declared_resources,
+            limits.__contains__,
+        )
+        self._fixtures.plan(self._items, [n.lives for n in needs], [n.ends for n in needs])
         self._policy = AdmissionPolicy(
-            (Ticket(index, plan.concurrent, lives[index]) for index, plan in enumerate(plans)),
+            (
+                _ticket(index, plan, needs[index], limits, is_hypothesis_test(item))
+                for index, (item, plan) in enumerate(zip(self._items, plans, strict=True))
+            ),
             max_in_flight,
+            limits,
         )
         self._setup_state: adapter.ConcurrentSetupState | None = None
         self._session_ending: BaseException | None = None
@@ -151,7 +187,7 @@ class ConcurrentSession:
     def run(self) -> None:
         """Run every item the policy admits, until all ran or the session stops."""
         self._setup_state = adapter.install_setup_state(
-            self._session, self._items, self._fixtures.release
+            self._session, self._items, self._fixtures.release, self._fixtures.end_instances
         )
         self._fixtures.waits_for_test = self._setup_state.waits_for
         # The collected tree lives for the whole run; keeping the collector

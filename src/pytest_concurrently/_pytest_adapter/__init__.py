@@ -15,6 +15,8 @@ internals it relies on, one test each).
   (``_fixtureinfo``, ``_initrequest``, ``callspec._arg2scope``).
 * :mod:`.async_fixtures`: ``async def`` fixtures through ``pytest_fixture_setup``'s
   own call path and ``FixtureDef.cached_result``.
+* :mod:`.lives`: the lives of shared values in pytest's order, and what
+  each test therefore needs from the scheduler.
 * :mod:`.owners`: wider-scoped fixtures set up and torn down in an owner
   task of their own (``FixtureDef._finalizers``, ``call_fixture_func``).
 * :mod:`.setupstate`: a ``SetupState`` (``session._setupstate``) that holds
@@ -42,9 +44,10 @@ from .fixtures import FixtureDef as FixtureDef
 from .fixtures import FixtureInstances as FixtureInstances
 from .fixtures import SubRequest as SubRequest
 from .fixtures import fixture_functions as fixture_functions
-from .fixtures import instance_slots as instance_slots
 from .fixtures import requesting_item as requesting_item
 from .fixtures import update_main_context as update_main_context
+from .lives import AdmissionNeeds as AdmissionNeeds
+from .lives import plan_admission as plan_admission
 from .owners import is_shared_request as is_shared_request
 from .owners import setup_in_owner as setup_in_owner
 from .phase import route_phase_capture as route_phase_capture
@@ -56,6 +59,7 @@ from .setupstate import install_setup_state as install_setup_state
 from .setupstate import restart_setup_state as restart_setup_state
 
 __all__ = [
+    "AdmissionNeeds",
     "ConcurrentSetupState",
     "FixtureDef",
     "FixtureInstances",
@@ -64,10 +68,10 @@ __all__ = [
     "fixture_functions",
     "has_async_fixtures",
     "install_setup_state",
-    "instance_slots",
     "is_async_fixture",
     "is_plain_test_function",
     "is_shared_request",
+    "plan_admission",
     "requesting_item",
     "restart_setup_state",
     "route_phase_capture",

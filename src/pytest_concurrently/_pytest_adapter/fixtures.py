@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -31,10 +31,11 @@ from _pytest.fixtures import (
     get_scope_package,
 )
 from _pytest.nodes import Node
+from _pytest.outcomes import TEST_OUTCOME
 from _pytest.scope import Scope
 
 from .. import bridge
-from .setupstate import NodeSegment, node_segments
+from .setupstate import raise_collected
 
 __all__ = [
     "AnyFixtureDef",
@@ -44,7 +45,6 @@ __all__ = [
     "apply_context_changes",
     "fixture_functions",
     "forget_context_changes",
-    "instance_slots",
     "mark_pending_setup",
     "pending_setup",
     "record_context_changes",
@@ -95,12 +95,38 @@ class FixtureInstances:
         # of them waiting in execute_one_at_a_time for someone else.
         self._setting_up: set[pytest.Item] = set()
         self._blocked: dict[pytest.Item, tuple[AnyFixtureDef, SubRequest]] = {}
+        self._ends: dict[pytest.Item, list[tuple[AnyFixtureDef, Node]]] = {}
 
-    def plan(self, items: Sequence[pytest.Item], lives: Sequence[dict[object, object]]) -> None:
-        """Give the session's items in collection order and what
-        :func:`instance_slots` says each of them needs."""
+    def plan(
+        self,
+        items: Sequence[pytest.Item],
+        lives: Sequence[Mapping[object, object]],
+        ends: Sequence[Sequence[tuple[AnyFixtureDef, Node]]] = (),
+    ) -> None:
+        """Give the session's items in collection order, the lives of shared
+        copies each of them needs, and the shared copies each ends in its
+        setup (see :mod:`.lives`)."""
         self._position = {item: index for index, item in enumerate(items)}
-        self._lives = dict(zip(items, lives, strict=True))
+        self._lives = {item: dict(needed) for item, needed in zip(items, lives, strict=True)}
+        self._ends = {item: list(ended) for item, ended in zip(items, ends, strict=False) if ended}
+
+    def end_instances(self, item: pytest.Item) -> None:
+        """Tear down the shared instances that ``item`` ends, if they are
+        still set up: they hold a resource ``item`` needs in a conflicting
+        way, and their users have finished (the scheduler saw to that)."""
+        exceptions: list[BaseException] = []
+        for definition, node in self._ends.get(item, ()):
+            shared = self._shared.get((definition, node))
+            if shared is None or shared.cached_result is None:
+                continue
+            request = shared.__dict__.get(_MADE_FOR)
+            if request is None:
+                continue
+            try:
+                shared.finish(request)
+            except TEST_OUTCOME as exc:
+                exceptions.append(exc)
+        raise_collected(exceptions, "errors while tearing down fixtures that hold a resource")
 
     def isolate(self, item: pytest.Item) -> None:
         """Point ``item`` at its own fixture definitions. Call once, before the
@@ -192,6 +218,8 @@ class FixtureInstances:
                         result = execute(request)
                     finally:
                         self._hold(definition, item)
+                if _MADE_FOR not in definition.__dict__:
+                    definition.__dict__[_MADE_FOR] = request
                 # The test runs in a context of its own: it sees what the
                 # instance's setup set, as in pytest's one context.
                 apply_context_changes(definition)
@@ -237,6 +265,7 @@ class FixtureInstances:
             # the copy depends on); the second waits for the first, then
             # finds nothing left to finish, so dependencies are never torn
             # down before a dependent whose teardown is still running.
+            definition.__dict__.pop(_MADE_FOR, None)
             if not bridge.in_bridged_code():
                 finish(request)
                 return
@@ -456,80 +485,6 @@ def _scope_node(item: pytest.Item, scope: Scope, definition: AnyFixtureDef | Non
     return node if node is not None else item
 
 
-def instance_slots(items: Sequence[pytest.Item]) -> list[dict[object, object]]:
-    """For each item, the shared things it needs a particular life of.
-
-    pytest runs tests in collection order and keeps one instance per shared
-    fixture copy (definition and scope node) at a time: it tears the
-    instance down and makes a new one when a test asks for another parameter
-    (``params=`` or an indirect override), when an instance it depends on
-    changes, or when the scope node is torn down between two runs of its
-    items. Walking the items in collection order, this numbers the lives of
-    every copy and node the way pytest would; tests that need different
-    lives of one copy must never overlap (see rule 4 of
-    :mod:`..scheduling`). Copies and nodes with one life get no slot.
-    """
-    segments = node_segments(items)
-    per_item: list[dict[tuple[object, ...], object]] = []
-    # pytest registers a copy's finish() on the node of every request for
-    # it; one made at a narrower scope (a parameter's) ends the copy's life,
-    # whatever value it holds then, when that node is torn down. Count
-    # those ends per copy: each starts a new life.
-    ended: dict[tuple[object, ...], int] = {}
-    ends_with: dict[NodeSegment, set[tuple[object, ...]]] = {}
-    for item in items:
-        identities: dict[tuple[object, ...], object] = {}
-        for segment in segments[item].within:
-            identities[("node", segment.node)] = segment.index
-        if isinstance(item, pytest.Function) and hasattr(item, "_fixtureinfo"):
-            narrow: dict[tuple[object, ...], Node] = {}
-            _FixtureLives(item, segments[item].within, identities, narrow, ended).walk()
-            for key, request_node in narrow.items():
-                for segment in segments[item].within:
-                    if segment.node is request_node:
-                        ends_with.setdefault(segment, set()).add(key)
-        per_item.append(identities)
-        for segment in segments[item].closes:
-            for key in ends_with.pop(segment, ()):
-                ended[key] = ended.get(key, 0) + 1
-    # Number the lives: a copy's life changes when its identity differs
-    # from that of the previous item that used the copy.
-    last: dict[tuple[object, ...], tuple[object, int]] = {}
-    changed: set[tuple[object, ...]] = set()
-    numbered: list[dict[object, object]] = []
-    for identities in per_item:
-        lives: dict[object, object] = {}
-        for key, identity in identities.items():
-            previous = last.get(key)
-            if previous is None:
-                life = 0
-            elif _same(previous[0], identity):
-                life = previous[1]
-            else:
-                life = previous[1] + 1
-                changed.add(key)
-            last[key] = (identity, life)
-            lives[key] = life
-        numbered.append(lives)
-    # The last test of a node's segment tears the node down, and with it
-    # every instance cached there, which may depend on shared values that
-    # other tests of the segment received: it holds the segment's latest
-    # life of each of them until then, so no later test replaces a value
-    # under that teardown. (Lives only grow in collection order, so this
-    # never asks it to hold two lives of one thing.)
-    position = {item: index for index, item in enumerate(items)}
-    latest: dict[int, dict[tuple[object, ...], object]] = {}
-    for index, item in enumerate(items):
-        for segment in segments[item].within:
-            if segment.last is not None and segment.last is not item:
-                held = latest.setdefault(position[segment.last], {})
-                held.update((key, used) for key, used in numbered[index].items() if key in changed)
-    for index, held in latest.items():
-        for key, used in held.items():
-            numbered[index].setdefault(key, used)
-    return [{key: life for key, life in lives.items() if key in changed} for lives in numbered]
-
-
 def _same(a: object, b: object) -> bool:
     if a is b:
         return True
@@ -541,76 +496,9 @@ def _same(a: object, b: object) -> bool:
         return False
 
 
-class _FixtureLives:
-    """The identity of every shared fixture copy one item uses statically:
-    (node segment, cache key, identities of its dependencies)."""
-
-    def __init__(
-        self,
-        item: pytest.Function,
-        segments: Sequence[NodeSegment],
-        out: dict[tuple[object, ...], object],
-        narrow: dict[tuple[object, ...], Node],
-        ended: dict[tuple[object, ...], int],
-    ) -> None:
-        self._item = item
-        self._narrow = narrow
-        self._ended = ended
-        self._definitions = item._fixtureinfo.name2fixturedefs
-        self._callspec = getattr(item, "callspec", None)
-        self._segment_index = {segment.node: segment.index for segment in segments}
-        self._out = out
-        self._memo: dict[tuple[str, int], object] = {}
-
-    def walk(self) -> None:
-        for name in self._item._fixtureinfo.names_closure:
-            definitions = self._definitions.get(name)
-            if definitions:
-                self._identity(name, len(definitions) - 1)
-
-    def _identity(self, name: str, level: int) -> object:
-        memo_key = (name, level)
-        if memo_key in self._memo:
-            return self._memo[memo_key]
-        self._memo[memo_key] = None  # a cycle is pytest's error to report
-        definition = self._definitions[name][level]
-        callspec = self._callspec
-        if callspec is not None and name in callspec.params:
-            cache_key: object = _ParamValue(callspec.params[name])
-        else:
-            cache_key = None
-        dependencies = []
-        for argname in definition.argnames:
-            if argname == name:
-                if level > 0:
-                    dependencies.append(self._identity(name, level - 1))
-                continue
-            found = self._definitions.get(argname)
-            if found:
-                dependencies.append(self._identity(argname, len(found) - 1))
-        node = copy_node(self._item, name, definition)
-        if node is self._item:
-            identity: object = ("function", tuple(dependencies))
-        else:
-            key = ("fixture", definition, node)
-            identity = (
-                self._segment_index.get(node, 0),
-                cache_key,
-                tuple(dependencies),
-                self._ended.get(key, 0),
-            )
-            request_node = _scope_node(
-                self._item, _effective_scope(self._item, name, definition), definition
-            )
-            if request_node is not node:
-                # Parametrized at a narrower scope than the fixture's own: pytest
-                # tears the value down with that narrower node, so each node
-                # gets a life of its own in the one cached slot.
-                identity = (identity, request_node)
-                self._narrow[key] = request_node
-            self._out[key] = identity
-        self._memo[memo_key] = identity
-        return identity
+# A request for a shared copy's instance, kept to tear the instance down
+# early (FixtureInstances.end_instances).
+_MADE_FOR = "_pytest_concurrently_made_for"
 
 
 # The context variables a shared instance's setup set, with their values.

@@ -12,8 +12,8 @@ items in flight: the stack becomes a forest, a node is set up by the first
 test of its segment that needs it, and the segment's last test (in
 collection order), in its own teardown, waits until every other test of the
 segment has finished its teardown and then tears the node down. The
-admission policy starts tests in collection order, so that last test never
-waits for a test that has not started.
+admission policy starts that last test only after every other test of the
+segment has started, so it never waits for a test that has not started.
 
 pytest versions: from 8.3 the setup error in the stack is
 ``(exception, traceback)``, in 8.2 the exception alone; this class writes and
@@ -116,11 +116,13 @@ class ConcurrentSetupState(SetupState):
         self,
         items: Sequence[pytest.Item],
         on_item_released: Callable[[pytest.Item], object] = lambda item: None,
+        on_item_setup: Callable[[pytest.Item], object] = lambda item: None,
     ) -> None:
         super().__init__()
         self._segments = node_segments(items)
         self._finished: set[pytest.Item] = set()
         self._on_item_released = on_item_released
+        self._on_item_setup = on_item_setup
 
     def segments(self, item: pytest.Item) -> list[NodeSegment]:
         """The node segments ``item`` belongs to, outermost first."""
@@ -130,6 +132,7 @@ class ConcurrentSetupState(SetupState):
     def setup(self, item: pytest.Item) -> None:
         """Set up the collectors ``item`` needs that are not set up yet, then
         the item itself."""
+        self._on_item_setup(item)
         for node in item.listchain():
             entry = self.stack.get(node)
             if entry is not None:
@@ -248,12 +251,15 @@ def install_setup_state(
     session: pytest.Session,
     items: Sequence[pytest.Item],
     on_item_released: Callable[[pytest.Item], object] = lambda item: None,
+    on_item_setup: Callable[[pytest.Item], object] = lambda item: None,
 ) -> ConcurrentSetupState:
     """Replace the session's ``SetupState`` with a :class:`ConcurrentSetupState`.
 
     :param on_item_released: called once an item's teardown is over (the
         collectors it ends included).
+    :param on_item_setup: called at the start of an item's setup, before
+        anything is set up for it.
     """
-    state = ConcurrentSetupState(items, on_item_released)
+    state = ConcurrentSetupState(items, on_item_released, on_item_setup)
     session._setupstate = state
     return state

@@ -1,0 +1,362 @@
+"""Who may start next: the admission policy.
+
+Every test is a :class:`~.tickets.Ticket`. What a ticket needs becomes a
+list of *demands*, each a :class:`~.locks.Lock` and the key it presents:
+
+- every concurrent ticket holds the lock of the whole run shared, and a
+  ticket that must run alone holds it exclusively, so it starts only when
+  nothing is in flight and nothing starts while it runs;
+- each named resource is a lock (with the resource's limit as capacity),
+  taken with a key of the ticket's own (exclusive) or :data:`~.locks.SHARED`;
+  a resource held through a shared fixture instance is taken with the
+  instance's key, and the ticket's own hold of it, if any, becomes a lock
+  within that one;
+- groups are keys on one lock of all groups;
+- each slot is a :class:`~.locks.LifeLock`, whose lives come in order.
+
+A ticket starts when every demand fits at once, and then takes them all:
+it never waits holding part of what it needs. Admission also respects the
+ticket's ``after`` list (the scheduler's caller uses it to keep the test
+that makes a shared value, or ends a scope, where pytest's order puts it).
+
+Which ticket goes first is decided by a static *priority*: collection order,
+except that tickets holding a contended resource (one that serialises a
+chain of at least two tickets) come first, longest chain first, so that
+such a chain starts at once instead of forming a serial tail at the end of
+the run.
+
+Fairness:
+
+- No head-of-line blocking: a ticket that cannot start is *parked* on the
+  lock that stopped it, and later tickets that can start do.
+- No starvation: a ticket that waits for an exclusive hold (of a resource
+  or of the whole run) *reserves* everything it needs as soon as it waits,
+  and any other ticket does once it has been passed over
+  ``passes_before_reserving`` times. A ticket may not take a lock that a
+  better-placed ticket reserves with another key (or with the same key,
+  when the lock has a capacity).
+
+Progress: all ``after`` links point to earlier tickets, a life opens only
+when the tickets of earlier lives are admitted (which counts like ``after``
+links), and reservations are made only by tickets whose ``after`` tickets
+are admitted and whose lives are open. So when nothing is in flight, the best-placed ticket
+among those whose ``after`` tickets are admitted finds every lock free and
+no better reservation, and starts: the policy cannot deadlock.
+
+Deciding is incremental. A release wakes only the tickets parked on that
+lock that may take it now; a parked ticket is looked at again only when
+woken; so each admission costs a few heap operations per demand, however
+many tickets wait.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Final
+
+from .locks import SHARED, LifeLock, Lock
+from .tickets import Access, Ticket
+
+__all__ = ["AdmissionPolicy"]
+
+#: The default number of times a ticket is passed over before it reserves.
+PASSES_BEFORE_RESERVING: Final = 8
+
+#: A chain this long on one resource makes its tickets go first.
+_CONTENDED_CHAIN: Final = 2
+
+
+class _Waiter:
+    """The policy's state for one ticket."""
+
+    __slots__ = (
+        "admitted",
+        "demands",
+        "exclusive",
+        "lives",
+        "passes",
+        "preds_left",
+        "priority",
+        "reserving",
+        "seq",
+        "successors",
+        "ticket",
+        "woken_from",
+    )
+
+    def __init__(self, ticket: Ticket) -> None:
+        self.ticket = ticket
+        self.seq = ticket.index
+        self.priority: tuple[int, int] = (0, ticket.index)
+        self.demands: list[tuple[Lock[_Waiter], Hashable]] = []
+        self.lives: list[tuple[LifeLock[_Waiter], int]] = []
+        self.exclusive = not ticket.concurrent
+        self.preds_left = 0
+        self.successors: list[_Waiter] = []
+        self.admitted = False
+        self.reserving = False
+        self.passes = 0
+        self.woken_from: Lock[_Waiter] | None = None
+
+
+class AdmissionPolicy:
+    """Decides which tickets may start, given those already in flight.
+
+    The caller reports every start (implicitly, through :meth:`admit`) and
+    every end (:meth:`finish`); the policy holds no clock and never waits.
+
+    :param tickets: every test of the run.
+    :param max_in_flight: the most tickets in flight at once.
+    :param limits: the capacity of named resources; a resource not named
+        here has no limit.
+    :param passes_before_reserving: how often a ticket may be passed over
+        before it stops later tickets from overtaking it.
+    """
+
+    def __init__(
+        self,
+        tickets: Iterable[Ticket],
+        max_in_flight: int,
+        limits: Mapping[str, int] | None = None,
+        passes_before_reserving: int = PASSES_BEFORE_RESERVING,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        limits = dict(limits or {})
+        for name, limit in limits.items():
+            if limit < 1:
+                raise ValueError(f"the limit of resource {name!r} must be at least 1, got {limit}")
+        waiters = [_Waiter(ticket) for ticket in sorted(tickets, key=lambda t: t.index)]
+        self._by_index = {waiter.seq: waiter for waiter in waiters}
+        if len(self._by_index) != len(waiters):
+            raise ValueError("ticket indexes must be unique")
+        self._max_in_flight = max_in_flight
+        self._passes_before_reserving = passes_before_reserving
+        self._in_flight: dict[Ticket, _Waiter] = {}
+        self._not_admitted = len(waiters)
+        self._solo_running = False
+        self._stopped = False
+        self._ready: list[tuple[tuple[int, int], int, _Waiter]] = []
+        self._build(waiters, limits)
+
+    # -- building ---------------------------------------------------------------
+
+    def _build(self, waiters: list[_Waiter], limits: dict[str, int]) -> None:
+        whole_run: Lock[_Waiter] = Lock("the whole run")
+        groups: Lock[_Waiter] = Lock("groups")
+        resources: dict[Hashable, Lock[_Waiter]] = {}
+        lives: dict[Hashable, dict[int, int]] = {}
+
+        def resource(name: Hashable, capacity: int | None) -> Lock[_Waiter]:
+            lock = resources.get(name)
+            if lock is None:
+                lock = resources[name] = Lock(name, capacity)
+            return lock
+
+        for waiter in waiters:
+            ticket = waiter.ticket
+            own_key = ("exclusive", ticket.index)
+            waiter.demands.append((whole_run, SHARED if ticket.concurrent else own_key))
+            if ticket.group is not None:
+                waiter.demands.append((groups, ("group", ticket.group)))
+            for name, access in ticket.resources.items():
+                key = own_key if access is Access.EXCLUSIVE else SHARED
+                waiter.exclusive = waiter.exclusive or access is Access.EXCLUSIVE
+                holder = ticket.held_through.get(name)
+                if holder is None:
+                    waiter.demands.append((resource(name, limits.get(name)), key))
+                else:
+                    # Among the holder's users, the ticket's own hold.
+                    waiter.demands.append((resource((name, holder), None), key))
+            for name, holder in ticket.held_through.items():
+                waiter.demands.append((resource(name, limits.get(name)), ("held", holder)))
+            for slot, life in ticket.slots.items():
+                counts = lives.setdefault(slot, {})
+                counts[life] = counts.get(life, 0) + 1
+            for index in ticket.after:
+                earlier = self._by_index.get(index)
+                if earlier is None or index >= ticket.index:
+                    raise ValueError(
+                        f"ticket {ticket.index} comes after {index}, which is not an earlier ticket"
+                    )
+                earlier.successors.append(waiter)
+                waiter.preds_left += 1
+        life_locks = {slot: LifeLock[_Waiter](slot, counts) for slot, counts in lives.items()}
+        for waiter in waiters:
+            for slot, life in waiter.ticket.slots.items():
+                lock = life_locks[slot]
+                waiter.lives.append((lock, life))
+                waiter.demands.append((lock, life))
+                if not lock.is_open(life):
+                    lock.wait_for_opening(life, waiter)
+                    waiter.preds_left += 1
+        self._prioritise(waiters, resources)
+        for waiter in waiters:
+            if not waiter.preds_left:
+                self._make_ready(waiter)
+
+    @staticmethod
+    def _prioritise(waiters: list[_Waiter], resources: dict[Hashable, Lock[_Waiter]]) -> None:
+        """Put the tickets of long chains on one resource first."""
+        chains: dict[Lock[_Waiter], float] = {}
+        for waiter in waiters:
+            for lock, key in waiter.demands:
+                if lock.name in resources and resources[lock.name] is lock:
+                    if key is SHARED:
+                        share = 1 / lock.capacity if lock.capacity is not None else 0.0
+                    elif isinstance(key, tuple) and key[0] == "held":
+                        share = 0.0
+                    else:
+                        share = 1.0
+                    chains[lock] = chains.get(lock, 0.0) + share
+        for waiter in waiters:
+            chain = max((chains.get(lock, 0.0) for lock, _ in waiter.demands), default=0.0)
+            if chain >= _CONTENDED_CHAIN:
+                waiter.priority = (-int(chain), waiter.seq)
+
+    # -- what the caller sees -------------------------------------------------------
+
+    @property
+    def in_flight(self) -> frozenset[Ticket]:
+        """The tickets admitted and not yet finished."""
+        return frozenset(self._in_flight)
+
+    @property
+    def in_flight_count(self) -> int:
+        """How many tickets are admitted and not yet finished."""
+        return len(self._in_flight)
+
+    @property
+    def waiting(self) -> tuple[Ticket, ...]:
+        """The tickets not yet admitted, in collection order."""
+        return tuple(w.ticket for w in self._by_index.values() if not w.admitted)
+
+    @property
+    def done(self) -> bool:
+        """True when nothing is in flight and nothing more will be admitted."""
+        return not self._in_flight and (self._stopped or not self._not_admitted)
+
+    def stop(self) -> None:
+        """Admit nothing more; tickets in flight may still finish."""
+        self._stopped = True
+
+    def admit(self) -> list[Ticket]:
+        """Return the tickets that may start now, best placed first, and
+        count them as in flight.
+
+        A ticket that must run alone is only ever returned alone.
+        """
+        if self._stopped or self._solo_running:
+            return []
+        admitted: list[Ticket] = []
+        ready = self._ready
+        while ready and len(self._in_flight) < self._max_in_flight:
+            waiter = heapq.heappop(ready)[2]
+            blocker = self._blocker(waiter)
+            if blocker is not None:
+                self._park(waiter, blocker)
+                continue
+            self._start(waiter)
+            admitted.append(waiter.ticket)
+            if not waiter.ticket.concurrent:
+                self._solo_running = True
+                break
+        return admitted
+
+    def finish(self, ticket: Ticket) -> None:
+        """Record that an admitted ticket has ended (in any way)."""
+        waiter = self._in_flight.pop(ticket, None)
+        if waiter is None:
+            raise ValueError(f"ticket {ticket.index} is not in flight")
+        if not ticket.concurrent:
+            self._solo_running = False
+        for lock, _ in waiter.demands:
+            lock.release()
+            self._wake(lock)
+
+    # -- the mechanics ------------------------------------------------------------------
+
+    def _make_ready(self, waiter: _Waiter) -> None:
+        heapq.heappush(self._ready, (waiter.priority, waiter.seq, waiter))
+
+    def _blocker(self, waiter: _Waiter) -> Lock[_Waiter] | None:
+        """The first lock ``waiter`` cannot take now, if any."""
+        for lock, key in waiter.demands:
+            if not lock.fits(key):
+                return lock
+            owed = lock.reserved.best_against(key, same_key_too=lock.capacity is not None)
+            if owed is not None and owed.priority < waiter.priority:
+                return lock
+        return None
+
+    def _park(self, waiter: _Waiter, lock: Lock[_Waiter]) -> None:
+        woken_from, waiter.woken_from = waiter.woken_from, None
+        if woken_from is not None:
+            waiter.passes += 1
+        lock.parked.push(self._key(waiter, lock), waiter)
+        if waiter.exclusive or waiter.passes >= self._passes_before_reserving:
+            self._reserve(waiter)
+        if woken_from is not None and woken_from is not lock:
+            # It was woken to take that lock and did not: maybe another can.
+            self._wake(woken_from)
+
+    def _reserve(self, waiter: _Waiter) -> None:
+        """From now on, no ticket placed after ``waiter`` takes what it needs
+        in a way that would keep it waiting."""
+        if waiter.reserving:
+            return
+        waiter.reserving = True
+        for lock, key in waiter.demands:
+            if not isinstance(lock, LifeLock):
+                lock.reserved.push(key, waiter)
+
+    def _passed_over(self, lock: Lock[_Waiter], key: Hashable, taker: _Waiter) -> None:
+        """``taker`` takes ``lock`` with ``key``: the best-placed ticket parked
+        on it with another key, if placed before ``taker``, is passed over."""
+        passed = lock.parked.best_against(key, same_key_too=False)
+        if passed is not None and passed.priority < taker.priority:
+            passed.passes += 1
+            if passed.passes >= self._passes_before_reserving:
+                self._reserve(passed)
+
+    @staticmethod
+    def _key(waiter: _Waiter, lock: Lock[_Waiter]) -> Hashable:
+        for held, key in waiter.demands:
+            if held is lock:
+                return key
+        raise AssertionError("a ticket parks only on a lock it needs")
+
+    def _start(self, waiter: _Waiter) -> None:
+        waiter.admitted = True
+        waiter.woken_from = None
+        self._not_admitted -= 1
+        self._in_flight[waiter.ticket] = waiter
+        for lock, key in waiter.demands:
+            lock.take(key)
+            if lock.parked and not isinstance(lock, LifeLock):
+                self._passed_over(lock, key, waiter)
+        for lock, _ in waiter.demands:
+            # Others with the same key (a group, shared holders) may join.
+            self._wake(lock)
+        for life_lock, life in waiter.lives:
+            for successor in life_lock.admitted(life):
+                self._predecessor_admitted(successor)
+        for successor in waiter.successors:
+            self._predecessor_admitted(successor)
+
+    def _predecessor_admitted(self, waiter: _Waiter) -> None:
+        waiter.preds_left -= 1
+        if not waiter.preds_left:
+            self._make_ready(waiter)
+
+    def _wake(self, lock: Lock[_Waiter]) -> None:
+        key, how_many = lock.wakeable()
+        if key is None or how_many <= 0:
+            return
+        # Tickets placed after a reservation against them would only park again.
+        owed = lock.reserved.best_against(key, same_key_too=lock.capacity is not None)
+        before = owed.priority if owed is not None else None
+        for waiter in lock.parked.pop(key, how_many, before=before):
+            waiter.woken_from = lock
+            self._make_ready(waiter)
