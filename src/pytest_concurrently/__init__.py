@@ -7,6 +7,8 @@ fixtures, reporting and scheduling.
 
 from __future__ import annotations
 
+from .locking import DeadlockError as DeadlockError
+from .locking import lock as lock
 from .marking import Mode as Mode
 from .resources import resource as resource
 
@@ -14,4 +16,4 @@ from .resources import resource as resource
 # costs tens of milliseconds at every pytest start.
 __version__ = "0.1.0"
 
-__all__ = ["Mode", "__version__", "resource"]
+__all__ = ["DeadlockError", "Mode", "__version__", "lock", "resource"]

@@ -10,7 +10,7 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import bridge
+from . import bridge, locking
 from .loop import EventLoopHost
 from .marking import (
     CONCURRENT_MARKER,
@@ -242,11 +242,11 @@ def pytest_collection_modifyitems(
         raise pytest.UsageError(f"pytest-concurrently: {exc}") from None
     plugins = config.pluginmanager
     if (
-        (state.alone_under or state.reruns.enabled)
+        (state.alone_under or state.reruns.enabled or any(plan.concurrent for plan in plans))
         and config.get_verbosity() >= 1
-        and not plugins.has_plugin("concurrently-alone-reasons")
+        and not plugins.has_plugin("concurrently-verbose-reasons")
     ):
-        plugins.register(AloneReasons(state), "concurrently-alone-reasons")
+        plugins.register(VerboseReasons(state), "concurrently-verbose-reasons")
     if not any(plan.concurrent and plan.is_async for plan in plans):
         # Sync tests interleave between concurrent async tests; without
         # any, they run alone as pytest runs them.
@@ -502,10 +502,11 @@ class TestBodies:
         return True
 
 
-class AloneReasons:
-    """In verbose output, says why a test ran alone: it was written for
-    another plugin that needs it, or it failed concurrently and ran again.
-    Registered only when there may be something to say."""
+class VerboseReasons:
+    """In verbose output, says why a test ran alone (it was written for
+    another plugin that needs it, or it failed concurrently and ran again)
+    and how long it waited for other tests. Registered only when there may
+    be something to say."""
 
     def __init__(self, state: _PluginState) -> None:
         self._state = state
@@ -520,6 +521,9 @@ class AloneReasons:
         reason = state.alone_under.get(report.nodeid)
         if report.nodeid in state.reruns.failed_concurrently:
             reason = "run again alone after failing concurrently"
+        waited = state.stats.wait_words(report.nodeid) if state.stats is not None else None
+        if waited is not None and report.when != "teardown":
+            reason = f"{reason}; {waited}" if reason else waited
         if reason is None or not isinstance(status, tuple):
             return status
         category, letter, word = status
@@ -545,10 +549,38 @@ class FailureCounter:
             state.failed_concurrently += 1
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Leave the time a phase waited for run-time locks out of its duration."""
+    report = yield
+    waited = locking.unreported_wait(item)
+    if waited:
+        report.duration = max(report.duration - waited, 0.0)
+    return report
+
+
+def _write_waits(terminalreporter: pytest.TerminalReporter, stats: RunStats) -> None:
+    """With ``--durations``, the longest waits for other tests, which the
+    durations above leave out."""
+    durations = terminalreporter.config.getoption("durations", None)
+    if durations is None or not stats.waits:
+        return
+    longest = sorted(stats.waits.items(), key=lambda entry: entry[1][0], reverse=True)
+    if durations > 0:
+        longest = longest[:durations]
+    terminalreporter.write_sep("=", f"slowest {len(longest)} waits for other tests")
+    for nodeid, (seconds, reasons) in longest:
+        terminalreporter.write_line(f"{seconds:02.2f}s {' and '.join(reasons)}: {nodeid}")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the end-of-run line when tests ran concurrently."""
     state = terminalreporter.config.stash[_state_key]
     state.reruns.summary(terminalreporter)
+    if state.stats is not None:
+        _write_waits(terminalreporter, state.stats)
     if state.stats is not None and state.stats.tests:
         line = state.stats.summary_line()
         reruns = state.reruns.failed_concurrently

@@ -25,13 +25,14 @@ import asyncio
 import contextvars
 import functools
 import gc
+import time
 from collections.abc import Hashable, Mapping, Sequence
 
 import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import bridge
+from . import bridge, locking
 from .current import RunningTest, running_test
 from .loop import EventLoopHost
 from .marking import TestPlan, is_hypothesis_test
@@ -175,7 +176,9 @@ class ConcurrentSession:
             ),
             max_in_flight,
             limits,
+            clock=time.perf_counter,
         )
+        self._locks = locking.RuntimeLocks(self._policy, on_waited=self._waited_for_lock)
         self._setup_state: adapter.ConcurrentSetupState | None = None
         self._session_ending: BaseException | None = None
         # Per concurrent phase:
@@ -190,6 +193,7 @@ class ConcurrentSession:
             self._session, self._items, self._fixtures.release, self._fixtures.end_instances
         )
         self._fixtures.waits_for_test = self._setup_state.waits_for
+        locking.install(self._locks)
         # The collected tree lives for the whole run; keeping the collector
         # from walking it again and again saves more than the tests' own
         # bookkeeping costs.
@@ -217,6 +221,7 @@ class ConcurrentSession:
                     raise self._session_ending
             self._rerun_alone()
         finally:
+            locking.install(None)
             gc.unfreeze()
 
     def _keep_failed(self, item: pytest.Item, reports: list[pytest.TestReport]) -> bool:
@@ -272,8 +277,31 @@ class ConcurrentSession:
             self._policy.stop()
         return self._policy.admit()
 
+    def _admitted(self, ticket: Ticket, item: pytest.Item) -> None:
+        """Note what ``ticket`` declared, for run-time locks, and how long it
+        waited to start."""
+        if ticket.resources or ticket.held_through:
+            held = dict(ticket.resources)
+            held.update(dict.fromkeys(ticket.held_through, Access.EXCLUSIVE))
+            self._locks.admitted(item, held)
+        waited = self._policy.waited(ticket)
+        if waited is not None:
+            self._stats.waited(item.nodeid, *waited)
+
+    def _released(self, item: pytest.Item) -> None:
+        """``item`` has ended: free its declared holds for run-time locks."""
+        self._locks.finished(item)
+
+    def _waited_for_lock(self, owner: Hashable, name: str, seconds: float) -> None:
+        """A test waited for a run-time lock: count the wait, and not
+        against its timeout."""
+        if isinstance(owner, pytest.Item):
+            self._stats.waited(owner.nodeid, seconds, f"lock {name!r}")
+            plugin_adapters.timeouts.postpone(owner, seconds)
+
     def _run_alone(self, ticket: Ticket) -> None:
         item = self._items[ticket.index]
+        self._admitted(ticket, item)
         next_index = ticket.index + 1
         nextitem = self._items[next_index] if next_index < len(self._items) else None
         started = self._stats.test_started()
@@ -287,6 +315,7 @@ class ConcurrentSession:
             self._setup_state.item_finished(item)
             self._fixtures.setup_over(item)
             self._policy.finish(ticket)
+            self._released(item)
 
     async def _run_concurrent_phase(self, admitted: list[Ticket]) -> list[Ticket]:
         """Run concurrent tests until nothing is in flight; return the solo
@@ -312,6 +341,7 @@ class ConcurrentSession:
                 # The policy admits a solo ticket only when nothing is in flight.
                 self._end_phase(admitted)
                 return
+            self._admitted(ticket, self._items[ticket.index])
             # Each test starts from the phase's context, not from the context
             # of the test whose end started it.
             task = self._clean_context.run(loop.create_task, self._run_concurrent(ticket))
@@ -362,6 +392,7 @@ class ConcurrentSession:
         del self._tasks[ticket]
         self._cancellable.discard(ticket)
         self._policy.finish(ticket)
+        self._released(self._items[ticket.index])
         self._start(self._admit())
 
     def _guarded(self, callback: object, *args: object) -> None:

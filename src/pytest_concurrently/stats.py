@@ -22,6 +22,9 @@ class RunStats:
     peak_in_flight: int = 0
     #: (plugin, reason) -> how many async tests ran alone under that plugin.
     alone_under_other_plugins: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: node id -> seconds the test waited for other tests (to start, or for
+    #: a lock while it ran), and for what, in words.
+    waits: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
     _in_flight: int = 0
     _started_at: float | None = None
     _ended_at: float | None = None
@@ -43,6 +46,21 @@ class RunStats:
         self.test_seconds += now - started_at
         self._ended_at = now
 
+    def waited(self, nodeid: str, seconds: float, what: str) -> None:
+        """Record that a test waited ``seconds`` for ``what``."""
+        total, reasons = self.waits.get(nodeid, (0.0, []))
+        if what not in reasons:
+            reasons = [*reasons, what]
+        self.waits[nodeid] = (total + seconds, reasons)
+
+    def wait_words(self, nodeid: str) -> str | None:
+        """How long a test waited and for what, as ``waited 1.2 s for
+        resource 'db'``; None if it did not wait."""
+        found = self.waits.get(nodeid)
+        if found is None:
+            return None
+        return f"waited {found[0]:,.1f} s for {' and '.join(found[1])}"
+
     @property
     def wall_seconds(self) -> float:
         """Seconds from the first start to the last end."""
@@ -61,6 +79,12 @@ class RunStats:
             f"{self.test_seconds:,.1f} s of test time{speedup}, "
             f"up to {self.peak_in_flight:,} in flight"
         )
+        if self.waits:
+            waited = sum(seconds for seconds, _ in self.waits.values())
+            count = len(self.waits)
+            line += (
+                f"; {count:,} {'test' if count == 1 else 'tests'} waited {waited:,.1f} s for others"
+            )
         for (owner, reason), count in sorted(self.alone_under_other_plugins.items()):
             line += f"; {count:,} ran alone under {owner} ({reason})"
         return line

@@ -30,7 +30,7 @@ import pytest
 from .. import bridge
 from ..current import running_test
 
-__all__ = ["ConcurrentTimeouts", "arm", "disarm", "whole_test_timeout"]
+__all__ = ["ConcurrentTimeouts", "arm", "disarm", "postpone", "whole_test_timeout"]
 
 _pytest_timeout: Any
 try:
@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover - pytest-timeout is not installed
     _pytest_timeout = None
 
 _timer_key = pytest.StashKey[asyncio.TimerHandle]()
+_callback_key = pytest.StashKey[Any]()
 
 
 def whole_test_timeout(item: pytest.Item) -> float | None:
@@ -55,9 +56,20 @@ def whole_test_timeout(item: pytest.Item) -> float | None:
 def arm(item: pytest.Item, task: asyncio.Task[Any], seconds: float) -> None:
     """Fail ``item``, running in ``task``, if it is still running after
     ``seconds``, unless :func:`disarm` comes first."""
-    item.stash[_timer_key] = task.get_loop().call_later(
-        seconds, bridge.interrupt, task, functools.partial(_timed_out, seconds)
-    )
+    callback = functools.partial(bridge.interrupt, task, functools.partial(_timed_out, seconds))
+    item.stash[_callback_key] = callback
+    item.stash[_timer_key] = task.get_loop().call_later(seconds, callback)
+
+
+def postpone(item: pytest.Item, seconds: float) -> None:
+    """Move ``item``'s timer, if armed, ``seconds`` later: time spent waiting
+    for a resource does not count against its limit."""
+    handle = item.stash.get(_timer_key, None)
+    if handle is None or handle.cancelled():
+        return
+    handle.cancel()
+    callback = item.stash[_callback_key]
+    item.stash[_timer_key] = asyncio.get_running_loop().call_at(handle.when() + seconds, callback)
 
 
 def disarm(item: pytest.Item) -> bool:

@@ -52,8 +52,8 @@ many tickets wait.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Iterable, Mapping
-from typing import Final
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, Final
 
 from .locks import SHARED, LifeLock, Lock
 from .tickets import Access, Ticket
@@ -67,6 +67,22 @@ PASSES_BEFORE_RESERVING: Final = 8
 _CONTENDED_CHAIN: Final = 2
 
 
+_WHOLE_RUN: Final = ("the whole run",)
+_GROUPS: Final = ("groups",)
+
+
+def _describe(lock: Lock[Any], concurrent: bool) -> str:
+    """What a ticket parked on ``lock`` waits for, in words for the user."""
+    if isinstance(lock, LifeLock):
+        return "a shared fixture value"
+    if lock.name == _WHOLE_RUN:
+        return "an isolated test" if concurrent else "the tests in flight"
+    if lock.name == _GROUPS:
+        return "another group"
+    name = lock.name[0] if isinstance(lock.name, tuple) else lock.name
+    return f"resource {name!r}"
+
+
 class _Waiter:
     """The policy's state for one ticket."""
 
@@ -75,6 +91,7 @@ class _Waiter:
         "demands",
         "exclusive",
         "lives",
+        "parked_at",
         "passes",
         "preds_left",
         "priority",
@@ -82,6 +99,7 @@ class _Waiter:
         "seq",
         "successors",
         "ticket",
+        "waited",
         "woken_from",
     )
 
@@ -98,6 +116,9 @@ class _Waiter:
         self.reserving = False
         self.passes = 0
         self.woken_from: Lock[_Waiter] | None = None
+        self.parked_at: float | None = None
+        # Seconds from the first park to the start, and what stopped it first.
+        self.waited: tuple[float, str] | None = None
 
 
 class AdmissionPolicy:
@@ -112,6 +133,8 @@ class AdmissionPolicy:
         here has no limit.
     :param passes_before_reserving: how often a ticket may be passed over
         before it stops later tickets from overtaking it.
+    :param clock: where :meth:`waited` reads the time; without one, waits
+        are not measured.
     """
 
     def __init__(
@@ -120,6 +143,7 @@ class AdmissionPolicy:
         max_in_flight: int,
         limits: Mapping[str, int] | None = None,
         passes_before_reserving: int = PASSES_BEFORE_RESERVING,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
@@ -138,14 +162,17 @@ class AdmissionPolicy:
         self._solo_running = False
         self._stopped = False
         self._ready: list[tuple[tuple[int, int], int, _Waiter]] = []
+        self._limits = limits
+        self._clock = clock
+        self._resources: dict[Hashable, Lock[_Waiter]] = {}
         self._build(waiters, limits)
 
     # -- building ---------------------------------------------------------------
 
     def _build(self, waiters: list[_Waiter], limits: dict[str, int]) -> None:
-        whole_run: Lock[_Waiter] = Lock("the whole run")
-        groups: Lock[_Waiter] = Lock("groups")
-        resources: dict[Hashable, Lock[_Waiter]] = {}
+        whole_run: Lock[_Waiter] = Lock(_WHOLE_RUN)
+        groups: Lock[_Waiter] = Lock(_GROUPS)
+        resources = self._resources
         lives: dict[Hashable, dict[int, int]] = {}
 
         def resource(name: Hashable, capacity: int | None) -> Lock[_Waiter]:
@@ -275,6 +302,40 @@ class AdmissionPolicy:
             lock.release()
             self._wake(lock)
 
+    def waited(self, ticket: Ticket) -> tuple[float, str] | None:
+        """How long an admitted ticket waited, from the first time it could
+        not start for a lock until it started, and for what (in words); None
+        if it never waited for one (or the policy has no clock)."""
+        waiter = self._by_index.get(ticket.index)
+        return waiter.waited if waiter is not None and waiter.ticket is ticket else None
+
+    def try_hold(self, name: str, access: Access, holder: Hashable) -> bool:
+        """Take resource ``name`` for ``holder``, a test already running, if
+        it fits now; return whether it did.
+
+        A hold taken while running is not owed to waiting tickets that
+        reserve the resource: the test holding it is already in flight, and
+        finishing it frees everything it holds.
+        """
+        lock = self._resource_lock(name)
+        key = SHARED if access is Access.SHARED else ("at run time", holder)
+        if not lock.fits(key):
+            return False
+        lock.take(key)
+        return True
+
+    def release_hold(self, name: str) -> None:
+        """Give back a hold taken with :meth:`try_hold`."""
+        lock = self._resource_lock(name)
+        lock.release()
+        self._wake(lock)
+
+    def _resource_lock(self, name: str) -> Lock[_Waiter]:
+        lock = self._resources.get(name)
+        if lock is None:
+            lock = self._resources[name] = Lock(name, self._limits.get(name))
+        return lock
+
     # -- the mechanics ------------------------------------------------------------------
 
     def _make_ready(self, waiter: _Waiter) -> None:
@@ -295,6 +356,9 @@ class AdmissionPolicy:
         if woken_from is not None:
             waiter.passes += 1
         lock.parked.push(self._key(waiter, lock), waiter)
+        if waiter.parked_at is None and self._clock is not None:
+            waiter.parked_at = self._clock()
+            waiter.waited = (0.0, _describe(lock, waiter.ticket.concurrent))
         if waiter.exclusive or waiter.passes >= self._passes_before_reserving:
             self._reserve(waiter)
         if woken_from is not None and woken_from is not lock:
@@ -330,6 +394,8 @@ class AdmissionPolicy:
     def _start(self, waiter: _Waiter) -> None:
         waiter.admitted = True
         waiter.woken_from = None
+        if waiter.parked_at is not None and waiter.waited is not None and self._clock is not None:
+            waiter.waited = (self._clock() - waiter.parked_at, waiter.waited[1])
         self._not_admitted -= 1
         self._in_flight[waiter.ticket] = waiter
         for lock, key in waiter.demands:

@@ -1,0 +1,249 @@
+"""Resources taken at run time: ``async with pytest_concurrently.lock(...)``.
+
+A test or fixture that needs a resource only for part of its run takes it
+with :func:`lock`. Run-time holds and declared holds (markers, fixtures)
+are holds of the same resource: a run-time exclusive hold waits for every
+test that declared the resource to end, and a test that declares it is not
+admitted while someone holds it at run time.
+
+Because a run-time lock is taken while the test already holds other
+things, two tests can each hold what the other waits for. Before a test
+starts to wait, the wait-for graph is followed; a wait that would close a
+circle fails at once with :class:`DeadlockError`, naming the tests and the
+resources on the circle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
+from contextlib import asynccontextmanager
+
+from .current import running_test
+from .scheduling import Access, AdmissionPolicy
+from .scheduling.waits import WaitGraph
+
+__all__ = ["DeadlockError", "RuntimeLocks", "install", "lock", "unreported_wait"]
+
+
+class DeadlockError(RuntimeError):
+    """Taking a lock would wait for a test that (through others) waits for
+    the one taking it."""
+
+
+class RuntimeLocks:
+    """The run-time side of resources: holds taken by running tests, who
+    waits for what, and how long each test waited.
+
+    :param policy: the admission policy whose resources these are; a
+        standalone one (no tickets) when tests run one at a time.
+    :param on_waited: called with an owner (a test, or a task outside any
+        test), the resource and the seconds it just waited (the runner counts
+        the wait and moves the test's timeout by as much).
+    """
+
+    def __init__(
+        self,
+        policy: AdmissionPolicy,
+        on_waited: Callable[[Hashable, str, float], object] = lambda owner, name, seconds: None,
+    ) -> None:
+        self._policy = policy
+        self._on_waited = on_waited
+        # Seconds each holder waited that no report has subtracted yet.
+        self._unreported: dict[Hashable, float] = {}
+        self._graph = WaitGraph()
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        # What each task holds at run time, and each test declared.
+        self._held: dict[Hashable, dict[str, Access]] = {}
+        self._declared: dict[Hashable, dict[str, Access]] = {}
+
+    # -- declared holds, reported by the runner --------------------------------
+
+    def admitted(self, holder: Hashable, resources: dict[str, Access]) -> None:
+        """``holder`` started, holding the resources it declared."""
+        self._declared[holder] = resources
+        for name in resources:
+            self._graph.hold(name, holder)
+
+    def finished(self, holder: Hashable) -> None:
+        """``holder`` ended; what it declared is free (the policy knows)."""
+        for name in self._declared.pop(holder, ()):
+            self._graph.release(name, holder)
+            self._wake(name)
+
+    def wake_all(self, names: Iterable[str]) -> None:
+        """Resources ``names`` may have become free: waiters try again."""
+        for name in names:
+            self._wake(name)
+
+    # -- run-time holds ---------------------------------------------------------
+
+    async def acquire(
+        self, name: str, access: Access, task: Hashable, owner: Hashable, timeout: float | None
+    ) -> bool:
+        """Take ``name`` for ``task``, which runs for ``owner`` (a test, or
+        the task itself), waiting as long as needed (or ``timeout`` seconds).
+        Returns False when the hold is covered already, by what ``owner``
+        declared or by an enclosing lock of ``task`` (nothing to release
+        then)."""
+        __tracebackhide__ = True
+        covered = self._covering_hold(task, owner, name)
+        if covered is not None:
+            if access is Access.EXCLUSIVE and covered is Access.SHARED:
+                raise RuntimeError(
+                    f"lock({name!r}, mode='exclusive'): {_describe(owner)} holds {name!r} "
+                    "shared already; a shared hold cannot become exclusive (declare it "
+                    "exclusive, or take the exclusive lock first)"
+                )
+            return False
+        if not self._policy.try_hold(name, access, task):
+            await self._wait(name, access, task, owner, timeout)
+        self._held.setdefault(task, {})[name] = access
+        self._graph.hold(name, task)
+        return True
+
+    def release(self, name: str, task: Hashable) -> None:
+        """Give back the run-time hold of ``name`` that ``task`` took."""
+        held = self._held.get(task, {})
+        del held[name]
+        if not held:
+            self._held.pop(task, None)
+        self._graph.release(name, task)
+        self._policy.release_hold(name)
+        self._wake(name)
+
+    def _covering_hold(self, task: Hashable, owner: Hashable, name: str) -> Access | None:
+        held = self._held.get(task, {}).get(name)
+        if held is not None:
+            return held
+        return self._declared.get(owner, {}).get(name)
+
+    async def _wait(
+        self, name: str, access: Access, task: Hashable, owner: Hashable, timeout: float | None
+    ) -> None:
+        __tracebackhide__ = True
+        circle = self._graph.cycle(task, owner, name)
+        if circle is not None:
+            raise DeadlockError(_describe_circle(circle))
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        deadline = None if timeout is None else loop.time() + timeout
+        self._graph.wait(task, owner, name)
+        try:
+            while not self._policy.try_hold(name, access, task):
+                waiter = loop.create_future()
+                self._waiters.setdefault(name, []).append(waiter)
+                remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+                try:
+                    await asyncio.wait_for(waiter, remaining)
+                except asyncio.TimeoutError:
+                    holders = ", ".join(_describe(h) for h in self._graph.holders(name))
+                    raise TimeoutError(
+                        f"lock({name!r}) not acquired within {timeout} s; held by "
+                        f"{holders or 'tests still being admitted'}"
+                    ) from None
+                finally:
+                    waiters = self._waiters.get(name, [])
+                    if waiter in waiters:
+                        waiters.remove(waiter)
+        finally:
+            self._graph.stop_waiting(task)
+            waited = time.perf_counter() - started
+            self._unreported[owner] = self._unreported.get(owner, 0.0) + waited
+            self._on_waited(owner, name, waited)
+
+    def take_unreported(self, holder: Hashable) -> float:
+        """The seconds ``holder`` waited since the last call: a phase's
+        report leaves them out of its duration."""
+        return self._unreported.pop(holder, 0.0)
+
+    def _wake(self, name: str) -> None:
+        for waiter in self._waiters.pop(name, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _describe(holder: Hashable) -> str:
+    nodeid = getattr(holder, "nodeid", None)
+    if nodeid is not None:
+        return str(nodeid)
+    current = _task_owners.get(holder)
+    return _describe(current) if current is not None else repr(holder)
+
+
+def _describe_circle(circle: list[tuple[Hashable, str, Hashable]]) -> str:
+    steps = [
+        f"{_describe(waiter)} waits for {wanted!r}, held by {_describe(holder)}"
+        for waiter, wanted, holder in circle
+    ]
+    return "taking this lock would deadlock: " + "; ".join(steps)
+
+
+# The test each task holding a run-time lock runs for, to name it.
+_task_owners: weakref.WeakKeyDictionary[Hashable, Hashable] = weakref.WeakKeyDictionary()
+
+
+_standalone: RuntimeLocks | None = None
+_current: RuntimeLocks | None = None
+
+
+def install(locks: RuntimeLocks | None) -> None:
+    """Make ``locks`` the run's run-time locks (None: back to standalone)."""
+    global _current
+    _current = locks
+
+
+def unreported_wait(holder: Hashable) -> float:
+    """Seconds ``holder`` waited for locks that its current phase's report
+    should leave out of its duration."""
+    locks = _current if _current is not None else _standalone
+    return locks.take_unreported(holder) if locks is not None else 0.0
+
+
+def _locks() -> RuntimeLocks:
+    global _standalone
+    if _current is not None:
+        return _current
+    if _standalone is None:
+        _standalone = RuntimeLocks(AdmissionPolicy([], max_in_flight=1))
+    return _standalone
+
+
+@asynccontextmanager
+async def lock(
+    name: str, *, mode: str = "exclusive", timeout: float | None = None
+) -> AsyncIterator[None]:
+    """Hold resource ``name`` for the block, inside a test or a fixture::
+
+        async with pytest_concurrently.lock("db"):
+            await migrate()
+
+    The hold is of the same resource that ``@pytest.mark.resource("db")``
+    declares: it waits for the declared holders that conflict with it, and
+    tests declaring it wait for the block to end. A test that declared the
+    resource already holds it; taking it again is immediate.
+
+    :param mode: ``"exclusive"`` (the default) or ``"shared"``.
+    :param timeout: seconds to wait at most, then :class:`TimeoutError`.
+    :raises DeadlockError: when waiting would close a circle of tests that
+        each wait for what the next holds.
+    """
+    if mode not in ("exclusive", "shared"):
+        raise ValueError(f"lock({name!r}): mode must be 'exclusive' or 'shared', got {mode!r}")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"lock(): the name must be a non-empty string, got {name!r}")
+    __tracebackhide__ = True
+    current = running_test.get()
+    task: Hashable = asyncio.current_task()
+    owner = current.item if current is not None else task
+    if current is not None:
+        _task_owners[task] = current.item
+    locks = _locks()
+    taken = await locks.acquire(name, Access(mode), task, owner, timeout)
+    try:
+        yield
+    finally:
+        if taken:
+            locks.release(name, task)

@@ -1,0 +1,293 @@
+"""Run-time locks (``pytest_concurrently.lock``), and how waits are reported."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import intervals, read_events
+
+pytestmark = pytest.mark.usefixtures("recorder")
+
+HEADER = """
+import asyncio
+import pytest
+import pytest_concurrently
+from recorder import record
+
+pytestmark = pytest.mark.concurrent
+"""
+
+
+def overlapping(spans: dict[str, tuple[float, float]], a: str, b: str) -> bool:
+    return spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
+
+
+def test_a_run_time_lock_excludes_declared_holders_and_other_locks(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        HEADER
+        + """
+@pytest.mark.resource("db")
+async def test_declared():
+    record("declared", "start")
+    await asyncio.sleep(0.3)
+    record("declared", "end")
+
+@pytest.mark.parametrize("n", range(2))
+async def test_locking(n):
+    await asyncio.sleep(0.05)
+    async with pytest_concurrently.lock("db"):
+        record(f"locked{n}", "start")
+        await asyncio.sleep(0.1)
+        record(f"locked{n}", "end")
+
+async def test_last():
+    pass
+"""
+    )
+    pytester.runpytest().assert_outcomes(passed=4)
+    spans = intervals(read_events(pytester))
+    assert not overlapping(spans, "declared", "locked0")
+    assert not overlapping(spans, "declared", "locked1")
+    assert not overlapping(spans, "locked0", "locked1")
+
+
+def test_a_declared_holder_waits_for_a_run_time_hold(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        HEADER
+        + """
+async def test_locking():
+    async with pytest_concurrently.lock("db"):
+        record("locked", "start")
+        await asyncio.sleep(0.3)
+        record("locked", "end")
+
+async def test_gap():
+    await asyncio.sleep(0.1)
+
+@pytest.mark.resource("db")
+async def test_declared():
+    record("declared", "start")
+    record("declared", "end")
+
+async def test_last():
+    pass
+"""
+    )
+    # test_declared is admitted only after test_gap's end, while the lock is held.
+    pytester.runpytest("--concurrency=2").assert_outcomes(passed=4)
+    spans = intervals(read_events(pytester))
+    assert spans["locked"][1] <= spans["declared"][0]
+
+
+def test_shared_locks_overlap(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        HEADER
+        + """
+@pytest.mark.parametrize("n", range(3))
+async def test_reading(n):
+    async with pytest_concurrently.lock("db", mode="shared"):
+        record(f"read{n}", "start")
+        await asyncio.sleep(0.2)
+        record(f"read{n}", "end")
+
+async def test_last():
+    pass
+"""
+    )
+    pytester.runpytest().assert_outcomes(passed=4)
+    spans = intervals(read_events(pytester))
+    assert overlapping(spans, "read0", "read1")
+    assert overlapping(spans, "read1", "read2")
+
+
+def test_a_declared_resource_is_held_already(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        HEADER
+        + """
+@pytest.mark.resource("db")
+async def test_again():
+    async with pytest_concurrently.lock("db"):
+        async with pytest_concurrently.lock("db"):
+            pass
+
+@pytest.mark.resource("db", mode="shared")
+async def test_upgrade():
+    async with pytest_concurrently.lock("db"):
+        pass
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*RuntimeError: lock('db', mode='exclusive'): *test_upgrade holds 'db' shared already*"]
+    )
+
+
+def test_a_lock_that_closes_a_circle_fails_naming_both_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        HEADER
+        + """
+both_hold = asyncio.Event()
+holding = 0
+
+async def take(first, second):
+    global holding
+    async with pytest_concurrently.lock(first):
+        holding += 1
+        if holding == 2:
+            both_hold.set()
+        await both_hold.wait()
+        async with pytest_concurrently.lock(second):
+            pass
+
+async def test_a():
+    await take("db", "cache")
+
+async def test_b():
+    await asyncio.sleep(0.05)
+    await take("cache", "db")
+
+async def test_last():
+    pass
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, failed=1)
+    (line,) = [line for line in result.outlines if "DeadlockError: " in line]
+    assert "taking this lock would deadlock: " in line
+    assert "::test_a waits for 'cache', held by " in line
+    assert "::test_b waits for 'db', held by " in line
+    # The traceback ends in the test, not in the plugin.
+    result.stdout.no_fnmatch_line("*locking.py*")
+
+
+def test_a_lock_times_out(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        HEADER
+        + """
+@pytest.mark.resource("db")
+async def test_holder():
+    await asyncio.sleep(0.5)
+
+async def test_impatient():
+    await asyncio.sleep(0.05)
+    async with pytest_concurrently.lock("db", timeout=0.1):
+        pass
+
+async def test_last():
+    pass
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*TimeoutError: lock('db') not acquired within 0.1 s; held by *::test_holder"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("lock('db', mode='sole')", "*mode must be 'exclusive' or 'shared', got 'sole'*"),
+        ("lock('')", "*the name must be a non-empty string*"),
+    ],
+)
+def test_misused_lock(pytester: pytest.Pytester, call: str, message: str) -> None:
+    pytester.makepyfile(
+        HEADER
+        + f"""
+async def test_it():
+    async with pytest_concurrently.{call}:
+        pass
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ValueError: " + message])
+
+
+def test_a_lock_works_when_tests_run_one_at_a_time(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        HEADER
+        + """
+async def test_it():
+    async def hold(n):
+        async with pytest_concurrently.lock("db"):
+            record(f"held{n}", "start")
+            await asyncio.sleep(0.1)
+            record(f"held{n}", "end")
+    await asyncio.gather(hold(0), hold(1))
+"""
+    )
+    pytester.runpytest("--concurrently-mode=off").assert_outcomes(passed=1)
+    spans = intervals(read_events(pytester))
+    assert not overlapping(spans, "held0", "held1")
+
+
+WAITING = (
+    HEADER
+    + """
+@pytest.mark.resource("db")
+async def test_first():
+    await asyncio.sleep(0.4)
+
+@pytest.mark.resource("db")
+async def test_second():
+    pass
+
+async def test_locking():
+    await asyncio.sleep(0.05)
+    async with pytest_concurrently.lock("cache"):
+        await asyncio.sleep(0.01)
+
+async def test_holding():
+    async with pytest_concurrently.lock("cache"):
+        await asyncio.sleep(0.4)
+
+async def test_last():
+    pass
+"""
+)
+
+
+def test_waits_show_in_verbose_output_and_the_end_of_run_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(WAITING)
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=5)
+    result.stdout.re_match_lines(
+        [
+            r".*::test_second PASSED \(waited \d+\.\d s for resource 'db'\).*",
+            r".*::test_locking PASSED \(waited \d+\.\d s for lock 'cache'\).*",
+        ],
+        consecutive=False,
+    )
+    result.stdout.re_match_lines(
+        [r"concurrently: 5 tests in .*; 2 tests waited [\d.]+ s for others"]
+    )
+
+
+def test_durations_leave_lock_waits_out_and_list_them(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(WAITING)
+    result = pytester.runpytest("--durations=0", "-vv")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(
+        [
+            "*slowest 2 waits for other tests*",
+            "*s resource 'db': *::test_second",
+            "*s lock 'cache': *::test_locking",
+        ]
+    )
+    # test_locking's call spends about 0.35 s waiting for the lock and 0.01 s
+    # holding it: the reported call duration is the latter.
+    call_line = next(
+        line
+        for line in result.outlines
+        if line.endswith(
+            "call     test_durations_leave_lock_waits_out_and_list_them.py::test_locking"
+        )
+    )
+    waits_line = next(
+        line for line in result.outlines if line.endswith("::test_locking") and "lock" in line
+    )
+    assert float(call_line.split("s", 1)[0]) < float(waits_line.split("s", 1)[0])
