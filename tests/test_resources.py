@@ -368,3 +368,48 @@ def test_bad_ini_limits_are_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*concurrently_resources entries are name:N*'browser:many'*"])
+
+
+def test_the_fixture_decorator_on_a_test_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import pytest_concurrently
+
+@pytest_concurrently.resource("db")
+async def test_decorated():
+    pass
+"""
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*::test_decorated: is decorated with pytest_concurrently.resource, which is for "
+            "fixtures; mark the test @pytest.mark.resource(...) instead"
+        ]
+    )
+
+
+def test_a_resource_fixture_asked_for_dynamically_fails_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        HEADER
+        + """
+@pytest_concurrently.resource("db")
+@pytest.fixture
+def table():
+    return "table"
+
+async def test_dynamic(request):
+    request.getfixturevalue("table")
+
+async def test_static(table):
+    pass
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*the fixture 'table' holds 'db', but was asked for with request.getfixturevalue*"]
+    )

@@ -10,7 +10,12 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from ._pytest_adapter import fixture_functions, is_plain_test_function
-from .resources import RESOURCE_MARKER, ResourceNeed, parse_resource_arguments
+from .resources import (
+    RESOURCE_MARKER,
+    ResourceNeed,
+    declared_resources,
+    parse_resource_arguments,
+)
 
 __all__ = [
     "CONCURRENT_MARKER",
@@ -108,6 +113,10 @@ def plan_test(item: pytest.Item, mode: Mode, *, interleave_sync: bool = False) -
 
 
 def _resource_needs(item: pytest.Item) -> tuple[ResourceNeed, ...]:
+    if declared_resources(getattr(item, "obj", None)):
+        cause = "is decorated with pytest_concurrently.resource, which is for fixtures"
+        fix = "mark the test @pytest.mark.resource(...) instead"
+        raise MarkerError(item.nodeid, [(cause, fix)])
     needs: list[ResourceNeed] = []
     for mark in item.iter_markers(RESOURCE_MARKER):
         try:

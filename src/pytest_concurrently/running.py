@@ -296,7 +296,7 @@ class ConcurrentSession:
         """A test waited for a run-time lock: count the wait, and not
         against its timeout."""
         if isinstance(owner, pytest.Item):
-            self._stats.waited(owner.nodeid, seconds, f"lock {name!r}")
+            self._stats.waited(owner.nodeid, seconds, f"lock {name!r}", in_flight=True)
             plugin_adapters.timeouts.postpone(owner, seconds)
 
     def _run_alone(self, ticket: Ticket) -> None:

@@ -46,8 +46,12 @@ class RunStats:
         self.test_seconds += now - started_at
         self._ended_at = now
 
-    def waited(self, nodeid: str, seconds: float, what: str) -> None:
-        """Record that a test waited ``seconds`` for ``what``."""
+    def waited(self, nodeid: str, seconds: float, what: str, *, in_flight: bool = False) -> None:
+        """Record that a test waited ``seconds`` for ``what``; ``in_flight``
+        when it waited while running (for a lock), which is then not counted
+        as test time."""
+        if in_flight:
+            self.test_seconds -= seconds
         total, reasons = self.waits.get(nodeid, (0.0, []))
         if what not in reasons:
             reasons = [*reasons, what]

@@ -35,6 +35,7 @@ from _pytest.outcomes import TEST_OUTCOME
 from _pytest.scope import Scope
 
 from .. import bridge
+from ..resources import declared_resources
 from .setupstate import raise_collected
 
 __all__ = [
@@ -87,7 +88,7 @@ class FixtureInstances:
         """Whether the teardown of the first test waits for the second (the
         first ends a scope the second belongs to); set by the runner."""
         # Collection positions and the lives of shared copies each test needs
-        # (see instance_slots), so that a new life is made by its first user.
+        # (see lives.plan_admission), so that a new life is made by its first user.
         self._position: dict[pytest.Item, int] = {}
         self._lives: dict[pytest.Item, dict[object, object]] = {}
         self._slot_of: dict[AnyFixtureDef, object] = {}
@@ -434,6 +435,16 @@ class _ItemFixtureDefs(dict[str, Sequence[AnyFixtureDef]]):
         definitions = self._item.session._fixturemanager.getfixturedefs(name, self._item)
         if definitions is None:
             return default
+        for definition in definitions:
+            needs = declared_resources(definition.func)
+            if needs:
+                pytest.fail(
+                    f"the fixture {name!r} holds {', '.join(repr(n.name) for n in needs)}, "
+                    "but was asked for with request.getfixturevalue, which the scheduler "
+                    "cannot see before the test starts; request it as an argument or "
+                    "with @pytest.mark.usefixtures",
+                    pytrace=False,
+                )
         copies = self.copies_for(name, definitions)
         self[name] = copies
         return copies
