@@ -291,3 +291,35 @@ def test_durations_leave_lock_waits_out_and_list_them(pytester: pytest.Pytester)
         line for line in result.outlines if line.endswith("::test_locking") and "lock" in line
     )
     assert float(call_line.split("s", 1)[0]) < float(waits_line.split("s", 1)[0])
+
+
+def test_a_lock_wait_does_not_count_against_a_pytest_timeout(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_timeout")
+    pytester.makepyfile(
+        HEADER
+        + """
+async def test_holder():
+    async with pytest_concurrently.lock("db"):
+        await asyncio.sleep(0.6)
+
+@pytest.mark.timeout(0.4)
+async def test_patient():
+    await asyncio.sleep(0.05)
+    async with pytest_concurrently.lock("db"):
+        await asyncio.sleep(0.1)
+
+@pytest.mark.timeout(0.4)
+async def test_slow():
+    await asyncio.sleep(0.8)
+
+async def test_last():
+    pass
+"""
+    )
+    result = pytester.runpytest("-p", "timeout")
+    # test_patient waits about 0.55 s for the lock and runs 0.15 s: within
+    # its limit; test_slow overruns it.
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        ["E *Failed: Timeout (>0.4s) from pytest-timeout.", "FAILED *::test_slow*"]
+    )

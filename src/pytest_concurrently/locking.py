@@ -39,18 +39,22 @@ class RuntimeLocks:
 
     :param policy: the admission policy whose resources these are; a
         standalone one (no tickets) when tests run one at a time.
-    :param on_waited: called with an owner (a test, or a task outside any
-        test), the resource and the seconds it just waited (the runner counts
-        the wait and moves the test's timeout by as much).
+    :param on_waiting: called with an owner (a test, or a task outside any
+        test) when it starts to wait (the runner stops the test's timeout).
+    :param on_waited: called with the owner, the resource and the seconds it
+        waited, when the wait ends (the runner counts the wait and runs the
+        test's timeout again).
     """
 
     def __init__(
         self,
         policy: AdmissionPolicy,
         on_waited: Callable[[Hashable, str, float], object] = lambda owner, name, seconds: None,
+        on_waiting: Callable[[Hashable], object] = lambda owner: None,
     ) -> None:
         self._policy = policy
         self._on_waited = on_waited
+        self._on_waiting = on_waiting
         # Seconds each holder waited that no report has subtracted yet.
         self._unreported: dict[Hashable, float] = {}
         self._graph = WaitGraph()
@@ -131,6 +135,7 @@ class RuntimeLocks:
         started = time.perf_counter()
         deadline = None if timeout is None else loop.time() + timeout
         self._graph.wait(task, owner, name)
+        self._on_waiting(owner)
         try:
             while not self._policy.try_hold(name, access, task):
                 waiter = loop.create_future()

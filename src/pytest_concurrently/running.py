@@ -123,6 +123,11 @@ def _ticket(
     )
 
 
+def _pause_timeout(owner: Hashable) -> None:
+    if isinstance(owner, pytest.Item):
+        plugin_adapters.timeouts.pause(owner)
+
+
 def _access(need: ResourceNeed, limits: Mapping[str, int]) -> Access:
     if need.access is not None:
         return need.access
@@ -178,7 +183,9 @@ class ConcurrentSession:
             limits,
             clock=time.perf_counter,
         )
-        self._locks = locking.RuntimeLocks(self._policy, on_waited=self._waited_for_lock)
+        self._locks = locking.RuntimeLocks(
+            self._policy, on_waited=self._waited_for_lock, on_waiting=_pause_timeout
+        )
         self._setup_state: adapter.ConcurrentSetupState | None = None
         self._session_ending: BaseException | None = None
         # Per concurrent phase:
@@ -293,11 +300,11 @@ class ConcurrentSession:
         self._locks.finished(item)
 
     def _waited_for_lock(self, owner: Hashable, name: str, seconds: float) -> None:
-        """A test waited for a run-time lock: count the wait, and not
-        against its timeout."""
+        """A test waited for a run-time lock: count the wait, not as test
+        time, and run its timeout again."""
         if isinstance(owner, pytest.Item):
             self._stats.waited(owner.nodeid, seconds, f"lock {name!r}", in_flight=True)
-            plugin_adapters.timeouts.postpone(owner, seconds)
+            plugin_adapters.timeouts.resume(owner)
 
     def _run_alone(self, ticket: Ticket) -> None:
         item = self._items[ticket.index]

@@ -30,7 +30,7 @@ import pytest
 from .. import bridge
 from ..current import running_test
 
-__all__ = ["ConcurrentTimeouts", "arm", "disarm", "postpone", "whole_test_timeout"]
+__all__ = ["ConcurrentTimeouts", "arm", "disarm", "pause", "resume", "whole_test_timeout"]
 
 _pytest_timeout: Any
 try:
@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - pytest-timeout is not installed
 
 _timer_key = pytest.StashKey[asyncio.TimerHandle]()
 _callback_key = pytest.StashKey[Any]()
+_left_key = pytest.StashKey[float]()
 
 
 def whole_test_timeout(item: pytest.Item) -> float | None:
@@ -61,15 +62,24 @@ def arm(item: pytest.Item, task: asyncio.Task[Any], seconds: float) -> None:
     item.stash[_timer_key] = task.get_loop().call_later(seconds, callback)
 
 
-def postpone(item: pytest.Item, seconds: float) -> None:
-    """Move ``item``'s timer, if armed, ``seconds`` later: time spent waiting
-    for a resource does not count against its limit."""
+def pause(item: pytest.Item) -> None:
+    """Stop ``item``'s timer, if armed, keeping the time it has left: time
+    spent waiting for a resource does not count against its limit."""
     handle = item.stash.get(_timer_key, None)
     if handle is None or handle.cancelled():
         return
     handle.cancel()
+    item.stash[_left_key] = max(handle.when() - asyncio.get_running_loop().time(), 0.0)
+
+
+def resume(item: pytest.Item) -> None:
+    """Run ``item``'s timer again after :func:`pause`."""
+    left = item.stash.get(_left_key, None)
+    if left is None:
+        return
+    del item.stash[_left_key]
     callback = item.stash[_callback_key]
-    item.stash[_timer_key] = asyncio.get_running_loop().call_at(handle.when() + seconds, callback)
+    item.stash[_timer_key] = asyncio.get_running_loop().call_later(left, callback)
 
 
 def disarm(item: pytest.Item) -> bool:
@@ -78,6 +88,8 @@ def disarm(item: pytest.Item) -> bool:
         return False
     item.stash[_timer_key].cancel()
     del item.stash[_timer_key]
+    if _left_key in item.stash:
+        del item.stash[_left_key]
     return True
 
 
