@@ -457,8 +457,29 @@ def generate_suite(seed: int) -> GeneratedSuite:
         suite = _build(rng)
         count = suite.test_count()
         if MIN_TESTS <= count <= MAX_TESTS:
+            _declare_resources(random.Random(f"differential-resources:{seed}"), suite)
             return GeneratedSuite(seed, _render(suite, seed), _render_ini(suite), count)
         attempt += 1
+
+
+def _declare_resources(rng: random.Random, suite: _Suite) -> None:
+    """Mark some async tests as holders of resources or members of groups.
+
+    Declarations change only who overlaps whom, never what a test sees, so
+    the outcomes must stay those of the sequential run. A generator of its
+    own keeps the rest of each seed's suite as it was.
+    """
+    for test in suite.tests:
+        if not test.is_async:
+            continue
+        roll = rng.random()
+        if roll < 0.2:
+            names = rng.sample(["r0", "r1", "r2"], rng.choice([1, 1, 2]))
+            mode = rng.choice(["exclusive", "exclusive", "shared"])
+            arguments = ", ".join(repr(name) for name in names)
+            test.marks.append(f"pytest.mark.resource({arguments}, mode={mode!r})")
+        elif roll < 0.3 and "pytest.mark.isolated" not in test.marks:
+            test.marks.append(f"pytest.mark.concurrent(group={rng.choice(['g0', 'g1'])!r})")
 
 
 def write_suite(suite: GeneratedSuite, directory: Path) -> None:
