@@ -323,3 +323,18 @@ async def test_last():
     result.stdout.fnmatch_lines(
         ["E *Failed: Timeout (>0.4s) from pytest-timeout.", "FAILED *::test_slow*"]
     )
+
+
+def test_a_task_may_take_a_lock_it_holds_again(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        HEADER
+        + """
+async def test_nested():
+    async with pytest_concurrently.lock("db"):
+        async with pytest_concurrently.lock("db", mode="shared", timeout=1):
+            record("inner", "start")
+            record("inner", "end")
+"""
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert "inner" in intervals(read_events(pytester))

@@ -413,3 +413,28 @@ async def test_static(table):
     result.stdout.fnmatch_lines(
         ["*the fixture 'table' holds 'db', but was asked for with request.getfixturevalue*"]
     )
+
+
+def test_one_resource_named_twice_is_held_in_the_stronger_mode(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        HEADER
+        + """
+@pytest.mark.resource("db", mode="shared")
+class TestStacked:
+    @pytest.mark.resource("db")
+    async def test_writer(self, request):
+        await span(request)
+
+@pytest.mark.resource("db", mode="shared")
+async def test_reader(request):
+    await span(request)
+
+async def test_last():
+    pass
+"""
+    )
+    pytester.runpytest().assert_outcomes(passed=3)
+    spans = intervals(read_events(pytester))
+    assert not overlapping(spans, "test_writer", "test_reader")

@@ -380,6 +380,25 @@ def test_solo_ticket_never_overlaps(scenario: Scenario, stop_after: int | None) 
 
 @modest
 @given(scenarios(), stop_points)
+def test_solo_tickets_keep_their_place(scenario: Scenario, stop_after: int | None) -> None:
+    """Everything before a solo ticket in collection order starts (and
+    finishes) before it, and nothing after it starts before it finishes."""
+    trace = scenario.run(stop_after)
+    by_index = trace.by_index()
+    for solo in (run for run in trace.runs if not run.ticket.concurrent):
+        for index in range(solo.index):
+            assert index in by_index, f"solo {solo.index} started before {index}"
+            assert finished(by_index[index]) < solo.start
+        for run in trace.runs:
+            if run.index > solo.index:
+                assert run.start > finished(solo), (solo.index, run.index)
+    for ticket in scenario.tickets:
+        if not ticket.concurrent and ticket.index not in by_index:
+            assert all(run.index < ticket.index for run in trace.runs)
+
+
+@modest
+@given(scenarios(), stop_points)
 def test_holders_of_a_resource_never_conflict(scenario: Scenario, stop_after: int | None) -> None:
     """Exclusive holders overlap nobody holding the resource, shared ones
     only shared ones, and users of a holder only users of the same holder."""
@@ -670,6 +689,30 @@ def test_users_of_one_holder_share_its_resource() -> None:
     assert policy.admit() == [t3]
 
 
+def test_a_solo_ticket_on_a_contended_resource_keeps_its_place() -> None:
+    tickets = [Ticket(0, resources={"db": X}), Ticket(1, resources={"db": X}), Ticket(2)]
+    tickets += [Ticket(3, concurrent=False, resources={"db": X}), Ticket(4)]
+    policy = AdmissionPolicy(tickets, max_in_flight=10)
+    assert indexes(policy.admit()) == [0, 2]
+    policy.finish(tickets[0])
+    assert policy.admit() == [tickets[1]]
+    policy.finish(tickets[1])
+    policy.finish(tickets[2])
+    assert policy.admit() == [tickets[3]]
+    policy.finish(tickets[3])
+    assert policy.admit() == [tickets[4]]
+
+
+def test_an_exclusive_waiter_reserves_only_what_stopped_it() -> None:
+    """A ticket waiting for 'a' does not keep later tickets off 'b', which
+    it also needs but which is free."""
+    t0 = Ticket(0, resources={"a": X})
+    t1 = Ticket(1, resources={"a": X, "b": X})
+    t2 = Ticket(2, resources={"b": X})
+    policy = AdmissionPolicy([t0, t1, t2], max_in_flight=10)
+    assert indexes(policy.admit()) == [0, 2]
+
+
 def test_contended_chain_starts_first() -> None:
     """With room for one test at a time, the tickets of a resource that
     serialises three of them go before the rest."""
@@ -761,3 +804,22 @@ def test_simulator_times() -> None:
     assert (runs[1].start_time, runs[1].end_time) == (0, 1)
     assert (runs[2].start_time, runs[2].end_time) == (1, 3)
     assert trace.done
+
+
+def test_a_hold_at_run_time_is_not_owed_to_waiting_tickets() -> None:
+    """A test in flight takes a free resource even when a waiting ticket
+    reserves it; a ticket does not start while a run-time hold conflicts."""
+    t0 = Ticket(0, resources={"db": S})
+    t1 = Ticket(1, resources={"db": X, "other": X})
+    t2 = Ticket(2, resources={"other": S})
+    t3 = Ticket(3, resources={"db": S})
+    policy = AdmissionPolicy([t0, t1, t2, t3], max_in_flight=10)
+    assert indexes(policy.admit()) == [0, 2]  # t1 waits for db and reserves it
+    policy.finish(t0)
+    assert policy.admit() == []  # t1 now waits for 'other'; t3 is held back
+    assert policy.try_hold("db", S, holder="task")
+    assert not policy.try_hold("db", X, holder="another task")
+    policy.finish(t2)
+    assert policy.admit() == []  # t1 needs db, held at run time
+    policy.release_hold("db")
+    assert policy.admit() == [t1]

@@ -129,15 +129,17 @@ def declared_resources(function: object) -> tuple[ResourceNeed, ...]:
     return found if isinstance(found, tuple) else ()
 
 
-def merge_needs(needs: Iterable[ResourceNeed]) -> dict[str, ResourceNeed]:
-    """One need per resource: a stronger hold wins (exclusive over shared,
-    a stated mode over none); limits are checked across the run elsewhere."""
-    merged: dict[str, ResourceNeed] = {}
-    strength = {None: 0, Access.SHARED: 1, Access.EXCLUSIVE: 2}
+def merge_needs(needs: Iterable[ResourceNeed], limited: Callable[[str], bool]) -> dict[str, Access]:
+    """How each resource is held, one hold per resource: a hold that does
+    not say its mode is shared when the resource has a limit (``limited``),
+    exclusive otherwise; and exclusive wins over shared."""
+    merged: dict[str, Access] = {}
     for need in needs:
-        known = merged.get(need.name)
-        if known is None or strength[need.access] > strength[known.access]:
-            merged[need.name] = ResourceNeed(need.name, need.access, None)
+        access = need.access
+        if access is None:
+            access = Access.SHARED if limited(need.name) else Access.EXCLUSIVE
+        if merged.get(need.name) is not Access.EXCLUSIVE:
+            merged[need.name] = access
     return merged
 
 

@@ -37,13 +37,17 @@ from .current import RunningTest, running_test
 from .loop import EventLoopHost
 from .marking import TestPlan, is_hypothesis_test
 from .rerunning import RerunLedger
-from .resources import ResourceNeed, declared_resources, merge_needs
+from .resources import declared_resources
 from .scheduling import Access, AdmissionPolicy, Ticket
 from .stats import RunStats
 
 __all__ = ["ConcurrentSession", "needs_one_task", "run_alone", "run_sequentially"]
 
 _HYPOTHESIS_SLOT = ("hypothesis",)
+
+#: Waits shorter than this are not reported: they are the scheduler's own
+#: bookkeeping, not tests waiting for each other.
+_NOTICEABLE_WAIT = 0.05
 
 
 def needs_one_task(item: pytest.Item, plan: TestPlan) -> bool:
@@ -116,7 +120,7 @@ def _ticket(
         index,
         plan.concurrent,
         slots,
-        {name: _access(need, limits) for name, need in needs.resources.items()},
+        needs.resources,
         needs.held_through,
         plan.group,
         tuple(sorted(needs.after)),
@@ -126,12 +130,6 @@ def _ticket(
 def _pause_timeout(owner: Hashable) -> None:
     if isinstance(owner, pytest.Item):
         plugin_adapters.timeouts.pause(owner)
-
-
-def _access(need: ResourceNeed, limits: Mapping[str, int]) -> Access:
-    if need.access is not None:
-        return need.access
-    return Access.SHARED if need.name in limits else Access.EXCLUSIVE
 
 
 async def _gather_quietly(tasks: list[asyncio.Task[None]]) -> None:
@@ -169,7 +167,7 @@ class ConcurrentSession:
         limits = dict(limits or {})
         needs = adapter.plan_admission(
             self._items,
-            [merge_needs(plan.resources) for plan in plans],
+            [plan.resources for plan in plans],
             declared_resources,
             limits.__contains__,
         )
@@ -292,7 +290,7 @@ class ConcurrentSession:
             held.update(dict.fromkeys(ticket.held_through, Access.EXCLUSIVE))
             self._locks.admitted(item, held)
         waited = self._policy.waited(ticket)
-        if waited is not None:
+        if waited is not None and waited[0] >= _NOTICEABLE_WAIT:
             self._stats.waited(item.nodeid, *waited)
 
     def _released(self, item: pytest.Item) -> None:

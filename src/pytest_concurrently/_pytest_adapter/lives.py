@@ -63,14 +63,14 @@ class AdmissionNeeds:
 
     lives: dict[object, int] = field(default_factory=dict)
     after: set[int] = field(default_factory=set)
-    resources: dict[str, ResourceNeed] = field(default_factory=dict)
+    resources: dict[str, Access] = field(default_factory=dict)
     held_through: dict[str, object] = field(default_factory=dict)
     ends: list[tuple[AnyFixtureDef, Node]] = field(default_factory=list)
 
 
 def plan_admission(
     items: Sequence[pytest.Item],
-    own_needs: Sequence[Mapping[str, ResourceNeed]],
+    own_needs: Sequence[Sequence[ResourceNeed]],
     declared: Callable[[object], Sequence[ResourceNeed]],
     limited: Callable[[str], bool],
 ) -> list[AdmissionNeeds]:
@@ -97,16 +97,11 @@ def plan_admission(
     enders: dict[tuple[object, ...], list[int]] = {}
     instance_holds: list[dict[tuple[object, ...], dict[str, Access]]] = []
 
-    def access_of(need: ResourceNeed) -> Access:
-        if need.access is not None:
-            return need.access
-        return Access.SHARED if limited(need.name) else Access.EXCLUSIVE
-
     for index, item in enumerate(items):
         identities: dict[tuple[object, ...], object] = {}
         for segment in segments[item].within:
             identities[("node", segment.node)] = segment.index
-        own = dict(own_needs[index])
+        own_declared = list(own_needs[index])
         through: dict[tuple[object, ...], dict[str, Access]] = {}
         if isinstance(item, pytest.Function) and hasattr(item, "_fixtureinfo"):
             narrow: dict[tuple[object, ...], Node] = {}
@@ -116,14 +111,14 @@ def plan_admission(
                 for segment in segments[item].within:
                     if segment.node is request_node:
                         ends_with.setdefault(segment, set()).add(key)
-            own = merge_needs([*own.values(), *walk.own_needs])
+            own_declared += walk.own_needs
             for key, declared_needs in walk.instance_needs.items():
-                merged = merge_needs(declared_needs)
-                through[key] = {name: access_of(need) for name, need in merged.items()}
+                through[key] = merge_needs(declared_needs, limited)
+        own = merge_needs(own_declared, limited)
         plans[index].resources = own
         instance_holds.append(through)
         # What the test holds, to find the instances it conflicts with.
-        holds = {name: access_of(need) for name, need in own.items()}
+        holds = dict(own)
         for instance_holds_of in through.values():
             for name, access in instance_holds_of.items():
                 if holds.get(name) is not Access.EXCLUSIVE:
@@ -171,7 +166,7 @@ def plan_admission(
                 if access is Access.EXCLUSIVE:
                     plan.held_through[name] = (key, numbered[index][key])
                 elif name not in plan.resources:
-                    plan.resources[name] = ResourceNeed(name, Access.SHARED)
+                    plan.resources[name] = Access.SHARED
     return plans
 
 

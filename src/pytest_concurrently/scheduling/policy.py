@@ -19,19 +19,24 @@ it never waits holding part of what it needs. Admission also respects the
 ticket's ``after`` list (the scheduler's caller uses it to keep the test
 that makes a shared value, or ends a scope, where pytest's order puts it).
 
+A ticket that must run alone keeps its place: it starts after every ticket
+before it in collection order has started (and, holding the whole run
+exclusively, ended), and every ticket after it waits until it has started.
+
 Which ticket goes first is decided by a static *priority*: collection order,
-except that tickets holding a contended resource (one that serialises a
-chain of at least two tickets) come first, longest chain first, so that
-such a chain starts at once instead of forming a serial tail at the end of
-the run.
+except that concurrent tickets holding a contended resource (one that
+serialises a chain of at least two tickets) come first, longest chain
+first, so that such a chain starts at once instead of forming a serial tail
+at the end of the run.
 
 Fairness:
 
 - No head-of-line blocking: a ticket that cannot start is *parked* on the
   lock that stopped it, and later tickets that can start do.
 - No starvation: a ticket that waits for an exclusive hold (of a resource
-  or of the whole run) *reserves* everything it needs as soon as it waits,
-  and any other ticket does once it has been passed over
+  or of the whole run) *reserves* the lock it waits for as soon as it
+  waits, and each further lock that stops it; any ticket reserves
+  everything it needs once it has been passed over
   ``passes_before_reserving`` times. A ticket may not take a lock that a
   better-placed ticket reserves with another key (or with the same key,
   when the lock has a capacity).
@@ -68,6 +73,8 @@ _CONTENDED_CHAIN: Final = 2
 
 
 _WHOLE_RUN: Final = ("the whole run",)
+#: What a ticket waits for when only ``after`` links held it back.
+_EARLIER_TESTS: Final = "earlier tests"
 _GROUPS: Final = ("groups",)
 
 
@@ -91,15 +98,17 @@ class _Waiter:
         "demands",
         "exclusive",
         "lives",
-        "parked_at",
         "passes",
         "preds_left",
         "priority",
+        "rank",
+        "reserved",
         "reserving",
         "seq",
         "successors",
         "ticket",
         "waited",
+        "waiting_since",
         "woken_from",
     )
 
@@ -113,11 +122,14 @@ class _Waiter:
         self.preds_left = 0
         self.successors: list[_Waiter] = []
         self.admitted = False
-        self.reserving = False
+        self.reserving = False  # reserves everything it needs
+        self.reserved: set[Lock[_Waiter]] = set()  # the locks it reserves
         self.passes = 0
         self.woken_from: Lock[_Waiter] | None = None
-        self.parked_at: float | None = None
-        # Seconds from the first park to the start, and what stopped it first.
+        self.rank = 0  # position in priority order
+        # When it was first overtaken or could not start, and then the
+        # seconds from then to its start and what it waited for.
+        self.waiting_since: float | None = None
         self.waited: tuple[float, str] | None = None
 
 
@@ -132,7 +144,8 @@ class AdmissionPolicy:
     :param limits: the capacity of named resources; a resource not named
         here has no limit.
     :param passes_before_reserving: how often a ticket may be passed over
-        before it stops later tickets from overtaking it.
+        before it stops later tickets from overtaking it; by default
+        ``max_in_flight`` (at least 8), about one turn of the whole flight.
     :param clock: where :meth:`waited` reads the time; without one, waits
         are not measured.
     """
@@ -142,7 +155,7 @@ class AdmissionPolicy:
         tickets: Iterable[Ticket],
         max_in_flight: int,
         limits: Mapping[str, int] | None = None,
-        passes_before_reserving: int = PASSES_BEFORE_RESERVING,
+        passes_before_reserving: int | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if max_in_flight < 1:
@@ -156,7 +169,11 @@ class AdmissionPolicy:
         if len(self._by_index) != len(waiters):
             raise ValueError("ticket indexes must be unique")
         self._max_in_flight = max_in_flight
-        self._passes_before_reserving = passes_before_reserving
+        self._passes_before_reserving = (
+            passes_before_reserving
+            if passes_before_reserving is not None
+            else max(PASSES_BEFORE_RESERVING, max_in_flight)
+        )
         self._in_flight: dict[Ticket, _Waiter] = {}
         self._not_admitted = len(waiters)
         self._solo_running = False
@@ -209,6 +226,7 @@ class AdmissionPolicy:
                     )
                 earlier.successors.append(waiter)
                 waiter.preds_left += 1
+        self._keep_solo_places(waiters)
         life_locks = {slot: LifeLock[_Waiter](slot, counts) for slot, counts in lives.items()}
         for waiter in waiters:
             for slot, life in waiter.ticket.slots.items():
@@ -219,9 +237,32 @@ class AdmissionPolicy:
                     lock.wait_for_opening(life, waiter)
                     waiter.preds_left += 1
         self._prioritise(waiters, resources)
+        self._by_priority = sorted(waiters, key=lambda waiter: waiter.priority)
+        for rank, waiter in enumerate(self._by_priority):
+            waiter.rank = rank
+        self._overtaken_up_to = 0  # ranks below this are admitted or waiting
         for waiter in waiters:
             if not waiter.preds_left:
                 self._make_ready(waiter)
+
+    @staticmethod
+    def _keep_solo_places(waiters: list[_Waiter]) -> None:
+        """A ticket that runs alone comes after every ticket before it, and
+        before every ticket after it, in collection order."""
+        since_solo: list[_Waiter] = []
+        solo: _Waiter | None = None
+        for waiter in waiters:
+            if solo is not None:
+                solo.successors.append(waiter)
+                waiter.preds_left += 1
+            if waiter.ticket.concurrent:
+                since_solo.append(waiter)
+                continue
+            for earlier in since_solo:
+                earlier.successors.append(waiter)
+            waiter.preds_left += len(since_solo)
+            since_solo = []
+            solo = waiter
 
     @staticmethod
     def _prioritise(waiters: list[_Waiter], resources: dict[Hashable, Lock[_Waiter]]) -> None:
@@ -239,7 +280,9 @@ class AdmissionPolicy:
                     chains[lock] = chains.get(lock, 0.0) + share
         for waiter in waiters:
             chain = max((chains.get(lock, 0.0) for lock, _ in waiter.demands), default=0.0)
-            if chain >= _CONTENDED_CHAIN:
+            # A ticket that runs alone keeps its place: going first, it would
+            # hold everything else back.
+            if chain >= _CONTENDED_CHAIN and waiter.ticket.concurrent:
                 waiter.priority = (-int(chain), waiter.seq)
 
     # -- what the caller sees -------------------------------------------------------
@@ -303,9 +346,10 @@ class AdmissionPolicy:
             self._wake(lock)
 
     def waited(self, ticket: Ticket) -> tuple[float, str] | None:
-        """How long an admitted ticket waited, from the first time it could
-        not start for a lock until it started, and for what (in words); None
-        if it never waited for one (or the policy has no clock)."""
+        """How long an admitted ticket waited, and for what (in words): from
+        the first time it could not start for a lock, or a ticket placed
+        after it started first, until it started. None if it never waited
+        (or the policy has no clock)."""
         waiter = self._by_index.get(ticket.index)
         return waiter.waited if waiter is not None and waiter.ticket is ticket else None
 
@@ -356,11 +400,15 @@ class AdmissionPolicy:
         if woken_from is not None:
             waiter.passes += 1
         lock.parked.push(self._key(waiter, lock), waiter)
-        if waiter.parked_at is None and self._clock is not None:
-            waiter.parked_at = self._clock()
-            waiter.waited = (0.0, _describe(lock, waiter.ticket.concurrent))
-        if waiter.exclusive or waiter.passes >= self._passes_before_reserving:
+        if self._clock is not None:
+            if waiter.waiting_since is None:
+                waiter.waiting_since = self._clock()
+            if waiter.waited is None or waiter.waited[1] == _EARLIER_TESTS:
+                waiter.waited = (0.0, _describe(lock, waiter.ticket.concurrent))
+        if waiter.passes >= self._passes_before_reserving:
             self._reserve(waiter)
+        elif waiter.exclusive:
+            self._reserve_one(waiter, lock)
         if woken_from is not None and woken_from is not lock:
             # It was woken to take that lock and did not: maybe another can.
             self._wake(woken_from)
@@ -371,9 +419,17 @@ class AdmissionPolicy:
         if waiter.reserving:
             return
         waiter.reserving = True
-        for lock, key in waiter.demands:
-            if not isinstance(lock, LifeLock):
-                lock.reserved.push(key, waiter)
+        for lock, _ in waiter.demands:
+            self._reserve_one(waiter, lock)
+
+    def _reserve_one(self, waiter: _Waiter, lock: Lock[_Waiter]) -> None:
+        """No ticket placed after ``waiter`` takes ``lock`` in a way that
+        would keep ``waiter`` waiting. (Lives need no reservation: they
+        open in order.)"""
+        if lock in waiter.reserved or isinstance(lock, LifeLock):
+            return
+        waiter.reserved.add(lock)
+        lock.reserved.push(self._key(waiter, lock), waiter)
 
     def _passed_over(self, lock: Lock[_Waiter], key: Hashable, taker: _Waiter) -> None:
         """``taker`` takes ``lock`` with ``key``: the best-placed ticket parked
@@ -394,8 +450,8 @@ class AdmissionPolicy:
     def _start(self, waiter: _Waiter) -> None:
         waiter.admitted = True
         waiter.woken_from = None
-        if waiter.parked_at is not None and waiter.waited is not None and self._clock is not None:
-            waiter.waited = (self._clock() - waiter.parked_at, waiter.waited[1])
+        if self._clock is not None:
+            self._time_waits(waiter)
         self._not_admitted -= 1
         self._in_flight[waiter.ticket] = waiter
         for lock, key in waiter.demands:
@@ -415,6 +471,21 @@ class AdmissionPolicy:
         waiter.preds_left -= 1
         if not waiter.preds_left:
             self._make_ready(waiter)
+
+    def _time_waits(self, starting: _Waiter) -> None:
+        """``starting`` starts: the tickets placed before it that have not
+        started are waiting from now on, if they were not already; and
+        ``starting`` waited from its own start of waiting until now."""
+        assert self._clock is not None
+        now = self._clock()
+        for rank in range(self._overtaken_up_to, starting.rank):
+            overtaken = self._by_priority[rank]
+            if not overtaken.admitted and overtaken.waiting_since is None:
+                overtaken.waiting_since = now
+                overtaken.waited = (0.0, _EARLIER_TESTS)
+        self._overtaken_up_to = max(self._overtaken_up_to, starting.rank + 1)
+        if starting.waiting_since is not None and starting.waited is not None:
+            starting.waited = (now - starting.waiting_since, starting.waited[1])
 
     def _wake(self, lock: Lock[_Waiter]) -> None:
         key, how_many = lock.wakeable()
