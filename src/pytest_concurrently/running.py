@@ -124,6 +124,7 @@ def _ticket(
         needs.held_through,
         plan.group,
         tuple(sorted(needs.after)),
+        needs.replaces,
     )
 
 

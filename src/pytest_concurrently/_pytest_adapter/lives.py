@@ -14,9 +14,11 @@ overtake each other:
   never overlap, and lives come in order);
 - the earlier tests each test must not start before: the test that makes a
   life (pytest makes it in the setup of its first user, and reports its
-  output and errors there) before the life's other users, and every test
-  of a node's segment before the segment's last test, which tears the node
-  down after them;
+  output and errors there) before the life's other users, every test of a
+  node's segment before the segment's last test, which tears the node down
+  after them, and every earlier test before a test that makes a later life
+  of something (an earlier test may still ask for the old value with
+  ``request.getfixturevalue``);
 - the resources each test holds through the fixtures it uses.
 
 A wider-scoped fixture that declares a resource holds it for its whole
@@ -59,6 +61,10 @@ class AdmissionNeeds:
     :param ends: the shared copies (definition, node) whose instance this
         test tears down in its setup, if still set up (see the module
         docstring).
+    :param replaces: the test makes a later life of something, replacing
+        the value an earlier test received: it starts only after every
+        earlier test has started (one of them may still ask for the old
+        value with ``request.getfixturevalue``, which no plan sees).
     """
 
     lives: dict[object, int] = field(default_factory=dict)
@@ -66,6 +72,7 @@ class AdmissionNeeds:
     resources: dict[str, Access] = field(default_factory=dict)
     held_through: dict[str, object] = field(default_factory=dict)
     ends: list[tuple[AnyFixtureDef, Node]] = field(default_factory=list)
+    replaces: bool = False
 
 
 def plan_admission(
@@ -152,6 +159,8 @@ def plan_admission(
             maker = makers.setdefault((key, life), index)
             if maker != index:
                 plans[index].after.add(maker)
+            elif life:
+                plans[index].replaces = True
     # Every other test of a node's segment comes before its last test.
     position = {item: index for index, item in enumerate(items)}
     for index, item in enumerate(items):

@@ -32,7 +32,11 @@ at the end of the run.
 Fairness:
 
 - No head-of-line blocking: a ticket that cannot start is *parked* on the
-  lock that stopped it, and later tickets that can start do.
+  lock that stopped it, and later tickets that can start do. Except for a
+  ticket that waits for a life of a shared value (tests in flight hold
+  another life): nobody placed after it starts until it has, as pytest's
+  order would have it. A later test might ask for that shared value with
+  ``request.getfixturevalue``, which no plan sees, and replace it early.
 - No starvation: a ticket that waits for an exclusive hold (of a resource
   or of the whole run) *reserves* the lock it waits for as soon as it
   waits, and each further lock that stops it; any ticket reserves
@@ -41,7 +45,12 @@ Fairness:
   better-placed ticket reserves with another key (or with the same key,
   when the lock has a capacity).
 
-Progress: all ``after`` links point to earlier tickets, a life opens only
+A ticket marked ``after_all_earlier`` starts only once every earlier
+ticket has started: it replaces a shared value, and an earlier test may
+still ask for that value in a way no plan sees.
+
+Progress: all ``after`` links (and ``after_all_earlier``) point to earlier
+tickets, a life opens only
 when the tickets of earlier lives are admitted (which counts like ``after``
 links), and reservations are made only by tickets whose ``after`` tickets
 are admitted and whose lives are open. So when nothing is in flight, the best-placed ticket
@@ -98,6 +107,7 @@ class _Waiter:
         "demands",
         "exclusive",
         "lives",
+        "on_life",
         "passes",
         "preds_left",
         "priority",
@@ -122,6 +132,7 @@ class _Waiter:
         self.preds_left = 0
         self.successors: list[_Waiter] = []
         self.admitted = False
+        self.on_life = False  # parked on the lock of a slot
         self.reserving = False  # reserves everything it needs
         self.reserved: set[Lock[_Waiter]] = set()  # the locks it reserves
         self.passes = 0
@@ -179,6 +190,7 @@ class AdmissionPolicy:
         self._solo_running = False
         self._stopped = False
         self._ready: list[tuple[tuple[int, int], int, _Waiter]] = []
+        self._waiting_for_life: list[tuple[tuple[int, int], int, _Waiter]] = []
         self._limits = limits
         self._clock = clock
         self._resources: dict[Hashable, Lock[_Waiter]] = {}
@@ -227,6 +239,15 @@ class AdmissionPolicy:
                 earlier.successors.append(waiter)
                 waiter.preds_left += 1
         self._keep_solo_places(waiters)
+        # Tickets that wait for every earlier ticket to be admitted, and the
+        # position of the earliest ticket not admitted yet.
+        self._in_order = waiters
+        self._first_unadmitted = 0
+        self._gated: list[tuple[int, _Waiter]] = []
+        for waiter in waiters:
+            if waiter.ticket.after_all_earlier:
+                waiter.preds_left += 1
+                heapq.heappush(self._gated, (waiter.seq, waiter))
         life_locks = {slot: LifeLock[_Waiter](slot, counts) for slot, counts in lives.items()}
         for waiter in waiters:
             for slot, life in waiter.ticket.slots.items():
@@ -244,6 +265,7 @@ class AdmissionPolicy:
         for waiter in waiters:
             if not waiter.preds_left:
                 self._make_ready(waiter)
+        self._open_gates()
 
     @staticmethod
     def _keep_solo_places(waiters: list[_Waiter]) -> None:
@@ -322,6 +344,8 @@ class AdmissionPolicy:
         admitted: list[Ticket] = []
         ready = self._ready
         while ready and len(self._in_flight) < self._max_in_flight:
+            if self._held_back_by_a_life(ready[0][0]):
+                break
             waiter = heapq.heappop(ready)[2]
             blocker = self._blocker(waiter)
             if blocker is not None:
@@ -395,8 +419,19 @@ class AdmissionPolicy:
                 return lock
         return None
 
+    def _held_back_by_a_life(self, priority: tuple[int, int]) -> bool:
+        """Whether a better-placed ticket waits for a life of a shared value:
+        then nobody after it starts (see the module docstring)."""
+        waiting = self._waiting_for_life
+        while waiting and not waiting[0][2].on_life:
+            heapq.heappop(waiting)
+        return bool(waiting) and waiting[0][0] < priority
+
     def _park(self, waiter: _Waiter, lock: Lock[_Waiter]) -> None:
         woken_from, waiter.woken_from = waiter.woken_from, None
+        if isinstance(lock, LifeLock):
+            waiter.on_life = True
+            heapq.heappush(self._waiting_for_life, (waiter.priority, waiter.seq, waiter))
         if woken_from is not None:
             waiter.passes += 1
         lock.parked.push(self._key(waiter, lock), waiter)
@@ -466,6 +501,19 @@ class AdmissionPolicy:
                 self._predecessor_admitted(successor)
         for successor in waiter.successors:
             self._predecessor_admitted(successor)
+        if self._gated:
+            self._open_gates()
+
+    def _open_gates(self) -> None:
+        """Release the gated tickets all of whose earlier tickets are admitted."""
+        in_order = self._in_order
+        while self._first_unadmitted < len(in_order) and in_order[self._first_unadmitted].admitted:
+            self._first_unadmitted += 1
+        first = (
+            in_order[self._first_unadmitted].seq if self._first_unadmitted < len(in_order) else None
+        )
+        while self._gated and (first is None or self._gated[0][0] <= first):
+            self._predecessor_admitted(heapq.heappop(self._gated)[1])
 
     def _predecessor_admitted(self, waiter: _Waiter) -> None:
         waiter.preds_left -= 1
@@ -496,4 +544,5 @@ class AdmissionPolicy:
         before = owed.priority if owed is not None else None
         for waiter in lock.parked.pop(key, how_many, before=before):
             waiter.woken_from = lock
+            waiter.on_life = False
             self._make_ready(waiter)

@@ -43,6 +43,9 @@ class Ticket:
         tickets of no group, never with tickets of another group.
     :param after: indexes of tickets that must be admitted before this one
         (each smaller than ``index``).
+    :param after_all_earlier: every ticket with a smaller index must be
+        admitted before this one (a test that replaces a shared value, which
+        an earlier test might still ask for in a way no plan sees).
 
     Tickets compare by identity: two tickets are the same only if they are
     the same object.
@@ -55,3 +58,4 @@ class Ticket:
     held_through: Mapping[str, Hashable] = field(default_factory=dict)
     group: str | None = None
     after: tuple[int, ...] = ()
+    after_all_earlier: bool = False
