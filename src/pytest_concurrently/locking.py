@@ -204,7 +204,9 @@ def unreported_wait(holder: Hashable) -> float:
     """Seconds ``holder`` waited for locks that its current phase's report
     should leave out of its duration."""
     locks = _current if _current is not None else _standalone
-    return locks.take_unreported(holder) if locks is not None else 0.0
+    if locks is None or not locks._unreported:
+        return 0.0
+    return locks.take_unreported(holder)
 
 
 def _locks() -> RuntimeLocks:

@@ -218,6 +218,8 @@ def _hold_latest_lives(
     of each of them until then, so no later test replaces a value under
     that teardown. (Lives only grow in collection order, so this never asks
     it to hold two lives of one thing.)"""
+    if not changed:
+        return
     latest: dict[int, dict[tuple[object, ...], int]] = {}
     for index, item in enumerate(items):
         for segment in segments[item].within:  # type: ignore[attr-defined]

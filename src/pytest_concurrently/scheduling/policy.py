@@ -536,6 +536,8 @@ class AdmissionPolicy:
             starting.waited = (now - starting.waiting_since, starting.waited[1])
 
     def _wake(self, lock: Lock[_Waiter]) -> None:
+        if not lock.parked:
+            return
         key, how_many = lock.wakeable()
         if key is None or how_many <= 0:
             return
