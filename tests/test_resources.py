@@ -438,3 +438,41 @@ async def test_last():
     pytester.runpytest().assert_outcomes(passed=3)
     spans = intervals(read_events(pytester))
     assert not overlapping(spans, "test_writer", "test_reader")
+
+
+def test_a_test_that_ends_an_instance_waits_for_its_earlier_users(
+    pytester: pytest.Pytester,
+) -> None:
+    """An earlier user held back by another resource still gets the first
+    instance: the test that ends it waits for that user."""
+    pytester.makepyfile(
+        HEADER
+        + """
+@pytest.fixture(scope="session")
+@pytest_concurrently.resource("db")
+async def database():
+    record("database", "start")
+    yield "db"
+    record("database", "end")
+
+@pytest.mark.resource("x")
+async def test_holds_x(request):
+    await span(request, 0.3)
+
+@pytest.mark.resource("x")
+async def test_user(database, request):
+    await span(request)
+
+@pytest.mark.resource("db")
+async def test_migration(request):
+    await span(request)
+
+async def test_later_user(database, request):
+    await span(request)
+"""
+    )
+    pytester.runpytest().assert_outcomes(passed=4)
+    events = read_events(pytester)
+    spans = intervals(events)
+    assert len([e for e in events if e.name == "database" and e.what == "start"]) == 2
+    assert spans["test_user"][1] < spans["test_migration"][0]

@@ -98,9 +98,11 @@ def plan_admission(
     # a new life.
     ended: dict[tuple[object, ...], int] = {}
     ends_with: dict[NodeSegment, set[tuple[object, ...]]] = {}
-    # Shared copies whose current life holds resources, and the tests that
-    # ended a life since (the next user comes after them).
+    # Shared copies whose current life holds resources, with the tests that
+    # used that life (a test that ends it comes after them), and the tests
+    # that ended a life since (the next user comes after them).
     holding: dict[tuple[object, ...], dict[str, Access]] = {}
+    users: dict[tuple[object, ...], list[int]] = {}
     enders: dict[tuple[object, ...], list[int]] = {}
     instance_holds: list[dict[tuple[object, ...], dict[str, Access]]] = []
 
@@ -138,6 +140,7 @@ def plan_admission(
                 for name, access in held.items()
             ):
                 del holding[key]
+                plans[index].after.update(users.pop(key, ()))
                 ended[key] = ended.get(key, 0) + 1
                 enders.setdefault(key, []).append(index)
                 _, definition, node = key
@@ -147,6 +150,8 @@ def plan_admission(
             if pending:
                 plans[index].after.update(pending)
         holding.update(through)
+        for key in through:
+            users.setdefault(key, []).append(index)
         per_item.append(identities)
         for segment in segments[item].closes:
             for key in ends_with.pop(segment, ()):

@@ -49,13 +49,14 @@ A ticket marked ``after_all_earlier`` starts only once every earlier
 ticket has started: it replaces a shared value, and an earlier test may
 still ask for that value in a way no plan sees.
 
-Progress: all ``after`` links (and ``after_all_earlier``) point to earlier
-tickets, a life opens only
-when the tickets of earlier lives are admitted (which counts like ``after``
-links), and reservations are made only by tickets whose ``after`` tickets
-are admitted and whose lives are open. So when nothing is in flight, the best-placed ticket
-among those whose ``after`` tickets are admitted finds every lock free and
-no better reservation, and starts: the policy cannot deadlock.
+Progress: all ``after`` links (``after_all_earlier`` and the links that keep
+solo tickets in place included) point to earlier tickets; a life opens only
+when the tickets of earlier lives are admitted, which counts like such a
+link; reservations are made only by tickets whose links are satisfied; and
+a ticket parked on a life is woken, and stops holding others back, as soon
+as nothing holds that life. So when nothing is in flight, the best-placed
+ticket among those whose links are satisfied finds every lock free and no
+better reservation, and starts: the policy cannot deadlock.
 
 Deciding is incremental. A release wakes only the tickets parked on that
 lock that may take it now; a parked ticket is looked at again only when
@@ -81,10 +82,12 @@ PASSES_BEFORE_RESERVING: Final = 8
 _CONTENDED_CHAIN: Final = 2
 
 
+#: The names of the lock every ticket takes and of the lock of all groups.
 _WHOLE_RUN: Final = ("the whole run",)
-#: What a ticket waits for when only ``after`` links held it back.
-_EARLIER_TESTS: Final = "earlier tests"
 _GROUPS: Final = ("groups",)
+
+#: What a ticket waited for when only ``after`` links held it back.
+_EARLIER_TESTS: Final = "earlier tests"
 
 
 def _describe(lock: Lock[Any], concurrent: bool) -> str:
@@ -148,7 +151,8 @@ class AdmissionPolicy:
     """Decides which tickets may start, given those already in flight.
 
     The caller reports every start (implicitly, through :meth:`admit`) and
-    every end (:meth:`finish`); the policy holds no clock and never waits.
+    every end (:meth:`finish`); the policy never waits, and reads a clock
+    only to measure waits, when given one.
 
     :param tickets: every test of the run.
     :param max_in_flight: the most tickets in flight at once.
