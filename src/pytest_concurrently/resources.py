@@ -110,17 +110,27 @@ def resource(*names: str, mode: str | None = None, limit: int | None = None) -> 
         ) from None
 
     def declare(fixture_function: F) -> F:
-        targets: list[object] = [fixture_function]
-        unwrap = getattr(fixture_function, "_get_wrapped_function", None)
-        if callable(unwrap):
-            # pytest's fixture wrapper: the definition keeps the function it wraps.
-            targets.append(unwrap())
-        for target in targets:
+        for target in _wrapped_chain(fixture_function):
             declared = list(getattr(target, _DECLARED, ()))
             setattr(target, _DECLARED, (*declared, *needs))
         return fixture_function
 
     return declare
+
+
+def _wrapped_chain(function: object) -> list[object]:
+    """``function`` and the functions it wraps: pytest's fixture wrapper
+    keeps the function it wraps in its definition (pytest 8.4 and later
+    through ``_get_wrapped_function``, earlier through ``__wrapped__``), and
+    the declaration must be found there whichever side of
+    ``@pytest.fixture`` it is written on."""
+    chain: list[object] = []
+    current: object = function
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        unwrap = getattr(current, "_get_wrapped_function", None)
+        current = unwrap() if callable(unwrap) else getattr(current, "__wrapped__", None)
+    return chain
 
 
 def declared_resources(function: object) -> tuple[ResourceNeed, ...]:
