@@ -108,7 +108,6 @@ def _ticket(
     index: int,
     plan: TestPlan,
     needs: adapter.AdmissionNeeds,
-    limits: Mapping[str, int],
     hypothesis: bool,
 ) -> Ticket:
     slots: dict[Hashable, int] = dict(needs.lives)
@@ -175,7 +174,7 @@ class ConcurrentSession:
         self._fixtures.plan(self._items, [n.lives for n in needs], [n.ends for n in needs])
         self._policy = AdmissionPolicy(
             (
-                _ticket(index, plan, needs[index], limits, is_hypothesis_test(item))
+                _ticket(index, plan, needs[index], is_hypothesis_test(item))
                 for index, (item, plan) in enumerate(zip(self._items, plans, strict=True))
             ),
             max_in_flight,
