@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 
 from .current import running_test
@@ -75,11 +75,6 @@ class RuntimeLocks:
         """``holder`` ended; what it declared is free (the policy knows)."""
         for name in self._declared.pop(holder, ()):
             self._graph.release(name, holder)
-            self._wake(name)
-
-    def wake_all(self, names: Iterable[str]) -> None:
-        """Resources ``names`` may have become free: waiters try again."""
-        for name in names:
             self._wake(name)
 
     # -- run-time holds ---------------------------------------------------------

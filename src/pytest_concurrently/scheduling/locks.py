@@ -86,10 +86,6 @@ class KeyedQueue(Generic[Q]):
         self._clean_fronts()
         return self._fronts[0][2] if self._fronts else None
 
-    def has(self, key: Hashable) -> bool:
-        """Whether the group of ``key`` has an entry not yet admitted."""
-        return self._front_of(key) is not None
-
     def pop(self, key: Hashable, at_most: float, before: tuple[int, int] | None = None) -> list[Q]:
         """Take up to ``at_most`` entries of ``key``'s group, best first, and
         only those placed no later than ``before`` if given."""
