@@ -69,6 +69,8 @@ class TestPlan:
         declaration as written (the limits they give are checked across the
         run).
     :param group: the group of a concurrent test (``concurrent(group=...)``).
+    :param timeout: its own time limit in seconds, 0 for none
+        (``concurrent(timeout=...)``); None to take the run's.
     """
 
     concurrent: bool
@@ -79,6 +81,7 @@ class TestPlan:
     interleaved: bool = False
     resources: tuple[ResourceNeed, ...] = ()
     group: str | None = None
+    timeout: float | None = None
 
 
 class MarkerError(Exception):
@@ -106,9 +109,17 @@ def plan_test(item: pytest.Item, mode: Mode, *, interleave_sync: bool = False) -
     plan = _plan_running(item, mode, interleave_sync)
     resources = _resource_needs(item)
     concurrent_mark = item.get_closest_marker(CONCURRENT_MARKER) if plan.concurrent else None
-    group = concurrent_mark.kwargs.get("group") if concurrent_mark is not None else None
-    if resources or group is not None:
-        return replace(plan, resources=resources, group=group)
+    group = timeout = None
+    if concurrent_mark is not None:
+        group = concurrent_mark.kwargs.get("group")
+        timeout = concurrent_mark.kwargs.get("timeout")
+    if resources or group is not None or timeout is not None:
+        return replace(
+            plan,
+            resources=resources,
+            group=group,
+            timeout=float(timeout) if timeout is not None else None,
+        )
     return plan
 
 
@@ -176,10 +187,21 @@ def _check_markers(
         cause = f"@pytest.mark.isolated takes no arguments, got {_format_arguments(isolated)}"
         raise MarkerError(item.nodeid, [(cause, "write @pytest.mark.isolated")])
     concurrent = closest.get(CONCURRENT_MARKER)
-    if concurrent is not None and (concurrent.args or set(concurrent.kwargs) - {"group"}):
-        cause = f"@pytest.mark.concurrent takes only group=, got {_format_arguments(concurrent)}"
-        fix = "write @pytest.mark.concurrent or @pytest.mark.concurrent(group='name')"
+    if concurrent is not None and (
+        concurrent.args or set(concurrent.kwargs) - {"group", "timeout"}
+    ):
+        cause = (
+            "@pytest.mark.concurrent takes only group= and timeout=, got "
+            f"{_format_arguments(concurrent)}"
+        )
+        fix = "write @pytest.mark.concurrent, or with group='name' or timeout=seconds"
         raise MarkerError(item.nodeid, [(cause, fix)])
+    timeout = concurrent.kwargs.get("timeout") if concurrent is not None else None
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+    ):
+        cause = f"@pytest.mark.concurrent(timeout=...) needs seconds, 0 or more, got {timeout!r}"
+        raise MarkerError(item.nodeid, [(cause, "give a number of seconds, as in timeout=30")])
     group = concurrent.kwargs.get("group") if concurrent is not None else None
     if (
         concurrent is not None

@@ -59,6 +59,8 @@ class _PluginState:
     failed_concurrently: int = 0
     # Resource name -> its limit, from the ini option, markers and fixtures.
     limits: dict[str, int] = field(default_factory=dict)
+    # Seconds a concurrent test may run, unless its marker says otherwise.
+    timeout: float | None = None
 
 
 _state_key = pytest.StashKey[_PluginState]()
@@ -83,6 +85,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="N",
         help=f"the most tests in flight at once (default {DEFAULT_CONCURRENCY}).",
+    )
+    group.addoption(
+        "--concurrently-timeout",
+        dest="concurrently_timeout",
+        default=None,
+        metavar="SECONDS",
+        help="fail a concurrent test still running after this many seconds, from the "
+        "start of its setup (0: no limit, the default).",
     )
     group.addoption(
         "--concurrently-sync-tests",
@@ -111,6 +121,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "concurrently_sync_tests",
         "default for --concurrently-sync-tests: interleave or alone.",
         default="interleave",
+    )
+    parser.addini(
+        "concurrently_timeout",
+        "default for --concurrently-timeout, in seconds (0: no limit).",
+        default="0",
     )
     parser.addini(
         "concurrently_resources",
@@ -157,6 +172,7 @@ def pytest_configure(config: pytest.Config) -> None:
         limits=limits,
         mode=_read_mode(config),
         concurrency=_read_concurrency(config),
+        timeout=_read_timeout(config),
         sync_tests=_read_sync_tests(config),
     )
     rerun = config.getoption("concurrently_rerun_alone")
@@ -211,6 +227,23 @@ def _read_concurrency(config: pytest.Config) -> int:
             f"got {value!r}"
         )
     return number
+
+
+def _read_timeout(config: pytest.Config) -> float | None:
+    option = config.getoption("concurrently_timeout")
+    source = (
+        "--concurrently-timeout" if option is not None else "the concurrently_timeout ini option"
+    )
+    value = option if option is not None else config.getini("concurrently_timeout")
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise pytest.UsageError(
+            f"{source} must be a number of seconds, 0 or more (0: no limit); got {value!r}"
+        )
+    return seconds or None
 
 
 @pytest.hookimpl(trylast=True)
@@ -396,7 +429,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     reruns = state.reruns if state.reruns.enabled else None
     try:
         ConcurrentSession(
-            session, plans, state.concurrency, state.loop, state.stats, reruns, state.limits
+            session,
+            plans,
+            state.concurrency,
+            state.loop,
+            state.stats,
+            reruns,
+            state.limits,
+            state.timeout,
         ).run()
     finally:
         state.own_sync_fixtures = False

@@ -127,6 +127,12 @@ def _ticket(
     )
 
 
+def _timed_out(seconds: float) -> BaseException:
+    return pytest.fail.Exception(
+        f"Timeout: the test ran longer than its limit of {seconds:g} s (pytest-concurrently)"
+    )
+
+
 def _pause_timeout(owner: Hashable) -> None:
     if isinstance(owner, pytest.Item):
         plugin_adapters.timeouts.pause(owner)
@@ -155,9 +161,11 @@ class ConcurrentSession:
         stats: RunStats,
         reruns: RerunLedger | None = None,
         limits: Mapping[str, int] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._session = session
         self._reruns = reruns
+        self._timeout = timeout
         self._to_rerun: list[pytest.Item] = []
         self._items: Sequence[pytest.Item] = session.items
         self._plans = plans
@@ -198,6 +206,8 @@ class ConcurrentSession:
             self._session, self._items, self._fixtures.release, self._fixtures.end_instances
         )
         self._fixtures.waits_for_test = self._setup_state.waits_for
+        self._setup_state.pause_timer = plugin_adapters.timeouts.pause
+        self._setup_state.resume_timer = plugin_adapters.timeouts.resume
         locking.install(self._locks)
         # The collected tree lives for the whole run; keeping the collector
         # from walking it again and again saves more than the tests' own
@@ -366,10 +376,14 @@ class ConcurrentSession:
         task = asyncio.current_task()
         running_test.set(RunningTest(item, concurrent=True, task=task))
         started = self._stats.test_started()
-        timeout = plugin_adapters.timeouts.whole_test_timeout(item)
+        own = self._plans[ticket.index].timeout
+        own = own if own is not None else self._timeout
+        timeout = plugin_adapters.timeouts.whole_test_timeout(item) if own is None else None
         try:
             self._fixtures.isolate(item)
-            if timeout is not None and task is not None:
+            if task is not None and own:
+                plugin_adapters.timeouts.arm(item, task, own, functools.partial(_timed_out, own))
+            elif task is not None and timeout is not None:
                 plugin_adapters.timeouts.arm(item, task, timeout)
             await bridge.run_sync(
                 adapter.run_protocol,

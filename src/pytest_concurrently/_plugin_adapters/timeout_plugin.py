@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -41,6 +42,7 @@ except ImportError:  # pragma: no cover - pytest-timeout is not installed
 _timer_key = pytest.StashKey[asyncio.TimerHandle]()
 _callback_key = pytest.StashKey[Any]()
 _left_key = pytest.StashKey[float]()
+_loop_key = pytest.StashKey[asyncio.AbstractEventLoop]()
 
 
 def whole_test_timeout(item: pytest.Item) -> float | None:
@@ -54,11 +56,24 @@ def whole_test_timeout(item: pytest.Item) -> float | None:
     return float(settings.timeout)
 
 
-def arm(item: pytest.Item, task: asyncio.Task[Any], seconds: float) -> None:
+def arm(
+    item: pytest.Item,
+    task: asyncio.Task[Any],
+    seconds: float,
+    failure: Callable[[], BaseException] | None = None,
+) -> None:
     """Fail ``item``, running in ``task``, if it is still running after
-    ``seconds``, unless :func:`disarm` comes first."""
-    callback = functools.partial(bridge.interrupt, task, functools.partial(_timed_out, seconds))
+    ``seconds``, unless :func:`disarm` comes first.
+
+    :param failure: makes the exception the test fails with where it waits;
+        by default pytest-timeout's.
+    """
+    if failure is None:
+        failure = functools.partial(_timed_out, seconds)
+    callback = functools.partial(bridge.interrupt, task, failure)
     item.stash[_callback_key] = callback
+    # Kept, since the bridge hides the running loop from pytest's code.
+    item.stash[_loop_key] = task.get_loop()
     item.stash[_timer_key] = task.get_loop().call_later(seconds, callback)
 
 
@@ -69,7 +84,7 @@ def pause(item: pytest.Item) -> None:
     if handle is None or handle.cancelled():
         return
     handle.cancel()
-    item.stash[_left_key] = max(handle.when() - asyncio.get_running_loop().time(), 0.0)
+    item.stash[_left_key] = max(handle.when() - item.stash[_loop_key].time(), 0.0)
 
 
 def resume(item: pytest.Item) -> None:
@@ -79,7 +94,7 @@ def resume(item: pytest.Item) -> None:
         return
     del item.stash[_left_key]
     callback = item.stash[_callback_key]
-    item.stash[_timer_key] = asyncio.get_running_loop().call_later(left, callback)
+    item.stash[_timer_key] = item.stash[_loop_key].call_later(left, callback)
 
 
 def disarm(item: pytest.Item) -> bool:

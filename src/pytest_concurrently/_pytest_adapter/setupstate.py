@@ -123,6 +123,10 @@ class ConcurrentSetupState(SetupState):
         self._finished: set[pytest.Item] = set()
         self._on_item_released = on_item_released
         self._on_item_setup = on_item_setup
+        #: Stop and restart a test's time limit while its teardown waits
+        #: for the other tests of a scope it ends; set by the runner.
+        self.pause_timer: Callable[[pytest.Item], object] = lambda item: None
+        self.resume_timer: Callable[[pytest.Item], object] = lambda item: None
 
     def segments(self, item: pytest.Item) -> list[NodeSegment]:
         """The node segments ``item`` belongs to, outermost first."""
@@ -162,7 +166,12 @@ class ConcurrentSetupState(SetupState):
             found = self._segments.get(item)
             for segment in found.closes if found is not None else ():
                 if segment.others_left and bridge.in_bridged_code():
-                    bridge.wait_for(segment.others_done.wait())
+                    # Waiting for other tests is not this test's time.
+                    self.pause_timer(item)
+                    try:
+                        bridge.wait_for(segment.others_done.wait())
+                    finally:
+                        self.resume_timer(item)
                 exceptions.extend(self._finalize(segment.node))
         finally:
             self.item_finished(item)
