@@ -43,6 +43,7 @@ __all__ = [
     "can_wait",
     "in_bridged_code",
     "interrupt",
+    "is_abandoned",
     "run_sync",
     "set_idle_loop_runner",
     "wait_for",
@@ -162,10 +163,16 @@ def interrupt(
 
 def abandon(task: asyncio.Task[Any]) -> None:
     """Cancel ``task`` and never resume the synchronous code it runs: the
-    task ends at its pending :func:`wait_for`, and that code stays where it
-    stopped (the session is ending without it)."""
+    task ends at its pending :func:`wait_for` (or, if what it awaits ignores
+    the cancellation, once that is done), and that code stays where it
+    stopped."""
     _abandoned_tasks.add(task)
     task.cancel()
+
+
+def is_abandoned(task: asyncio.Task[Any]) -> bool:
+    """Whether :func:`abandon` gave up on ``task``."""
+    return task in _abandoned_tasks
 
 
 async def run_sync(function: Callable[..., T], *args: Any) -> T:
@@ -198,6 +205,11 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
             _switch_hiding_loop(loop, worker.throw, *thrown)
         else:
             del payload
+            if asyncio.current_task() in _abandoned_tasks:
+                # It ran on, ignoring the cancellation, and has now finished
+                # what it awaited: its synchronous code still never resumes.
+                _parked_workers.append(worker)
+                raise asyncio.CancelledError()
             _switch_hiding_loop(loop, worker.switch, value)
             del value
         kind, payload = worker.take_outbox()

@@ -30,6 +30,7 @@ from .resources import (
 )
 from .running import ConcurrentSession, needs_one_task, run_sequentially
 from .stats import RunStats
+from .timeouts import RunLimits
 
 DEFAULT_CONCURRENCY = 100
 
@@ -59,8 +60,8 @@ class _PluginState:
     failed_concurrently: int = 0
     # Resource name -> its limit, from the ini option, markers and fixtures.
     limits: dict[str, int] = field(default_factory=dict)
-    # Seconds a concurrent test may run, unless its marker says otherwise.
-    timeout: float | None = None
+    # The time limits of concurrent tests.
+    time_limits: RunLimits = field(default_factory=RunLimits)
 
 
 _state_key = pytest.StashKey[_PluginState]()
@@ -128,6 +129,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="0",
     )
     parser.addini(
+        "concurrently_setup_timeout",
+        "fail a concurrent test whose setup runs longer than this many seconds "
+        "(0: only the test's own limit).",
+        default="0",
+    )
+    parser.addini(
+        "concurrently_teardown_timeout",
+        "fail a concurrent test whose teardown runs longer than this many seconds "
+        "(0: as long as the test's own limit).",
+        default="0",
+    )
+    parser.addini(
+        "concurrently_timeout_grace",
+        "seconds a timed-out concurrent test has to stop before it is abandoned.",
+        default="2",
+    )
+    parser.addini(
         "concurrently_resources",
         "limits of named resources, as name:N entries (browser:4 payments:1).",
         type="linelist",
@@ -172,7 +190,7 @@ def pytest_configure(config: pytest.Config) -> None:
         limits=limits,
         mode=_read_mode(config),
         concurrency=_read_concurrency(config),
-        timeout=_read_timeout(config),
+        time_limits=_read_time_limits(config),
         sync_tests=_read_sync_tests(config),
     )
     rerun = config.getoption("concurrently_rerun_alone")
@@ -229,21 +247,31 @@ def _read_concurrency(config: pytest.Config) -> int:
     return number
 
 
-def _read_timeout(config: pytest.Config) -> float | None:
-    option = config.getoption("concurrently_timeout")
-    source = (
-        "--concurrently-timeout" if option is not None else "the concurrently_timeout ini option"
+def _read_time_limits(config: pytest.Config) -> RunLimits:
+    grace = _read_seconds(config, "concurrently_timeout_grace", flag=False)
+    return RunLimits(
+        test=_read_seconds(config, "concurrently_timeout", flag=True) or None,
+        setup=_read_seconds(config, "concurrently_setup_timeout", flag=False) or None,
+        teardown=_read_seconds(config, "concurrently_teardown_timeout", flag=False) or None,
+        grace=grace,
     )
-    value = option if option is not None else config.getini("concurrently_timeout")
+
+
+def _read_seconds(config: pytest.Config, name: str, *, flag: bool) -> float:
+    """Seconds from the option ``--name`` (with dashes, when ``flag``) or
+    else the ini key ``name``: a number, 0 or more."""
+    option = config.getoption(name) if flag else None
+    source = "--" + name.replace("_", "-") if option is not None else f"the {name} ini option"
+    value = option if option is not None else config.getini(name)
     try:
         seconds = float(str(value).strip())
     except ValueError:
         seconds = -1.0
-    if not seconds >= 0:
+    if not seconds >= 0 or seconds == float("inf"):
         raise pytest.UsageError(
             f"{source} must be a number of seconds, 0 or more (0: no limit); got {value!r}"
         )
-    return seconds or None
+    return seconds
 
 
 @pytest.hookimpl(trylast=True)
@@ -436,7 +464,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             state.stats,
             reruns,
             state.limits,
-            state.timeout,
+            state.time_limits,
+            config.pluginmanager.get_plugin("concurrently-timeouts"),
         ).run()
     finally:
         state.own_sync_fixtures = False

@@ -32,14 +32,16 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import bridge, locking
+from . import bridge, locking, stacks
 from .current import RunningTest, running_test
+from .deadlines import Deadlines
 from .loop import EventLoopHost
 from .marking import TestPlan, is_hypothesis_test
 from .rerunning import RerunLedger
 from .resources import declared_resources
 from .scheduling import Access, AdmissionPolicy, Ticket
 from .stats import RunStats
+from .timeouts import RunLimits, TestTimeouts
 
 __all__ = ["ConcurrentSession", "needs_one_task", "run_alone", "run_sequentially"]
 
@@ -127,17 +129,6 @@ def _ticket(
     )
 
 
-def _timed_out(seconds: float) -> BaseException:
-    return pytest.fail.Exception(
-        f"Timeout: the test ran longer than its limit of {seconds:g} s (pytest-concurrently)"
-    )
-
-
-def _pause_timeout(owner: Hashable) -> None:
-    if isinstance(owner, pytest.Item):
-        plugin_adapters.timeouts.pause(owner)
-
-
 async def _gather_quietly(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -161,11 +152,14 @@ class ConcurrentSession:
         stats: RunStats,
         reruns: RerunLedger | None = None,
         limits: Mapping[str, int] | None = None,
-        timeout: float | None = None,
+        time_limits: RunLimits | None = None,
+        pytest_timeouts: plugin_adapters.timeouts.ConcurrentTimeouts | None = None,
     ) -> None:
         self._session = session
         self._reruns = reruns
-        self._timeout = timeout
+        self._time_limits = time_limits or RunLimits()
+        self._pytest_timeouts = pytest_timeouts
+        self._timeouts: TestTimeouts | None = None
         self._to_rerun: list[pytest.Item] = []
         self._items: Sequence[pytest.Item] = session.items
         self._plans = plans
@@ -190,7 +184,7 @@ class ConcurrentSession:
             clock=time.perf_counter,
         )
         self._locks = locking.RuntimeLocks(
-            self._policy, on_waited=self._waited_for_lock, on_waiting=_pause_timeout
+            self._policy, on_waited=self._waited_for_lock, on_waiting=self._pause_timer
         )
         self._setup_state: adapter.ConcurrentSetupState | None = None
         self._session_ending: BaseException | None = None
@@ -199,6 +193,11 @@ class ConcurrentSession:
         self._clean_context = contextvars.copy_context()
         self._tasks: dict[Ticket, asyncio.Task[None]] = {}
         self._cancellable: set[Ticket] = set()
+        self._ticket_of: dict[pytest.Item, Ticket] = {}
+        self._started_at: dict[Ticket, float] = {}
+        # Tests given up on after they ignored a timeout: their code never
+        # resumes, and nothing waits for their tasks.
+        self._abandoned: set[Ticket] = set()
 
     def run(self) -> None:
         """Run every item the policy admits, until all ran or the session stops."""
@@ -206,8 +205,8 @@ class ConcurrentSession:
             self._session, self._items, self._fixtures.release, self._fixtures.end_instances
         )
         self._fixtures.waits_for_test = self._setup_state.waits_for
-        self._setup_state.pause_timer = plugin_adapters.timeouts.pause
-        self._setup_state.resume_timer = plugin_adapters.timeouts.resume
+        self._setup_state.pause_timer = self._pause_timer
+        self._setup_state.resume_timer = self._resume_timer
         locking.install(self._locks)
         # The collected tree lives for the whole run; keeping the collector
         # from walking it again and again saves more than the tests' own
@@ -237,6 +236,10 @@ class ConcurrentSession:
             self._rerun_alone()
         finally:
             locking.install(None)
+            if self._timeouts is not None:
+                self._timeouts.deadlines.clear()
+            if self._pytest_timeouts is not None:
+                self._pytest_timeouts.limits = None
             gc.unfreeze()
 
     def _keep_failed(self, item: pytest.Item, reports: list[pytest.TestReport]) -> bool:
@@ -312,7 +315,16 @@ class ConcurrentSession:
         time, and run its timeout again."""
         if isinstance(owner, pytest.Item):
             self._stats.waited(owner.nodeid, seconds, f"lock {name!r}", in_flight=True)
-            plugin_adapters.timeouts.resume(owner)
+            self._resume_timer(owner)
+
+    def _pause_timer(self, owner: Hashable) -> None:
+        """``owner`` waits for other tests: stop its time limits."""
+        if self._timeouts is not None:
+            self._timeouts.deadlines.pause(owner)
+
+    def _resume_timer(self, owner: Hashable) -> None:
+        if self._timeouts is not None:
+            self._timeouts.deadlines.resume(owner)
 
     def _run_alone(self, ticket: Ticket) -> None:
         item = self._items[ticket.index]
@@ -337,6 +349,11 @@ class ConcurrentSession:
         ticket admitted next (alone in a list), or an empty list."""
         self._phase_over = asyncio.get_running_loop().create_future()
         self._clean_context = contextvars.copy_context()
+        if self._timeouts is None and (self._time_limits.any or self._pytest_timeouts is not None):
+            deadlines = Deadlines(asyncio.get_running_loop())
+            self._timeouts = TestTimeouts(deadlines, self._time_limits, self._abandon_stuck)
+            if self._pytest_timeouts is not None:
+                self._pytest_timeouts.limits = self._timeouts
         self._guarded(self._start, admitted)
         try:
             return await asyncio.shield(self._phase_over)
@@ -356,11 +373,13 @@ class ConcurrentSession:
                 # The policy admits a solo ticket only when nothing is in flight.
                 self._end_phase(admitted)
                 return
-            self._admitted(ticket, self._items[ticket.index])
+            item = self._items[ticket.index]
+            self._admitted(ticket, item)
             # Each test starts from the phase's context, not from the context
             # of the test whose end started it.
             task = self._clean_context.run(loop.create_task, self._run_concurrent(ticket))
             self._tasks[ticket] = task
+            self._ticket_of[item] = ticket
             self._cancellable.add(ticket)
             task.add_done_callback(functools.partial(self._guarded, self._ended, ticket))
         if not self._tasks:
@@ -375,43 +394,98 @@ class ConcurrentSession:
         item = self._items[ticket.index]
         task = asyncio.current_task()
         running_test.set(RunningTest(item, concurrent=True, task=task))
-        started = self._stats.test_started()
-        own = self._plans[ticket.index].timeout
-        own = own if own is not None else self._timeout
-        timeout = plugin_adapters.timeouts.whole_test_timeout(item) if own is None else None
+        self._started_at[ticket] = self._stats.test_started()
         try:
             self._fixtures.isolate(item)
-            if task is not None and own:
-                plugin_adapters.timeouts.arm(item, task, own, functools.partial(_timed_out, own))
-            elif task is not None and timeout is not None:
-                plugin_adapters.timeouts.arm(item, task, timeout)
+            if self._timeouts is not None and task is not None:
+                self._timeouts.started(item, task, *self._own_limit(ticket, item))
             await bridge.run_sync(
                 adapter.run_protocol,
                 item,
-                functools.partial(self._entering_teardown, ticket, item),
+                functools.partial(self._entering, ticket, item),
                 self._keep_failed if self._reruns is not None else None,
             )
         except BaseException as exc:
+            if ticket in self._abandoned:
+                return  # its code ran on after all; it was reported already
             # pytest lets KeyboardInterrupt and pytest.exit through a test's
             # report; anything else escaping here is a bug, and must end the
             # session loudly rather than vanish with the task.
             self._stop_session(exc)
         finally:
-            plugin_adapters.timeouts.disarm(item)
-            self._stats.test_ended(started)
-            assert self._setup_state is not None
-            self._setup_state.item_finished(item)
-            self._fixtures.setup_over(item)
+            if ticket not in self._abandoned:
+                self._test_over(ticket, item)
 
-    def _entering_teardown(self, ticket: Ticket, item: pytest.Item) -> None:
-        self._cancellable.discard(ticket)
+    def _own_limit(self, ticket: Ticket, item: pytest.Item) -> tuple[float | None, str]:
+        """A test's limit from the start of its setup to the end of its
+        call, and the message it fails with."""
+        own = self._plans[ticket.index].timeout
+        if own is None:
+            own = self._time_limits.test
+        if own is None:
+            seconds = plugin_adapters.timeouts.whole_test_timeout(item)
+            if seconds is not None:
+                return seconds, plugin_adapters.timeouts.timed_out_message(seconds)
+        return own, (
+            f"Timeout: the test ran longer than its limit of {own or 0:g} s (pytest-concurrently)"
+        )
+
+    def _test_over(self, ticket: Ticket, item: pytest.Item) -> None:
+        """Count ``item`` as ended, for the statistics, its timers and the
+        scopes it belongs to."""
+        if self._timeouts is not None:
+            self._timeouts.ended(item)
+        self._stats.test_ended(self._started_at.pop(ticket))
+        assert self._setup_state is not None
+        self._setup_state.item_finished(item)
         self._fixtures.setup_over(item)
 
+    def _entering(self, ticket: Ticket, item: pytest.Item, phase: str) -> None:
+        if phase == "teardown":
+            self._cancellable.discard(ticket)
+            self._fixtures.setup_over(item)
+        if self._timeouts is not None:
+            self._timeouts.entering(item, phase)
+
     def _ended(self, ticket: Ticket, task: asyncio.Task[None]) -> None:
-        del self._tasks[ticket]
+        if self._tasks.pop(ticket, None) is None:
+            return  # abandoned: its end was handled then
         self._cancellable.discard(ticket)
+        item = self._items[ticket.index]
+        del self._ticket_of[item]
         self._policy.finish(ticket)
-        self._released(self._items[ticket.index])
+        self._released(item)
+        self._start(self._admit())
+
+    def _abandon_stuck(self, item: pytest.Item, phase: str, message: str) -> None:
+        """Give up on ``item``, which went on running after a timeout
+        interrupted it: report it as timed out, end it for the scheduler
+        and the scopes it belongs to, and never resume its code."""
+        self._guarded(self._abandon, item, phase, message)
+
+    def _abandon(self, item: pytest.Item, phase: str, message: str) -> None:
+        ticket = self._ticket_of.pop(item, None)
+        if ticket is None:
+            return
+        task = self._tasks.pop(ticket)
+        self._abandoned.add(ticket)
+        self._cancellable.discard(ticket)
+        frame = stacks.users_frame(stacks.awaiting_frames(task), item.config.rootpath)
+        where = f" at {stacks.describe(frame, item.config.rootpath)}" if frame else ""
+        bridge.abandon(task)
+        grace = self._time_limits.grace
+        message = (
+            f"{message}; it went on running{where} for {grace:g} s after it was interrupted, "
+            "and was abandoned"
+        )
+        if phase != "teardown":
+            message += " (its own fixtures were not torn down)"
+        adapter.report_abandoned(item, phase, message)
+        assert self._setup_state is not None
+        self._setup_state.forget(item)
+        self._test_over(ticket, item)
+        self._policy.finish(ticket)
+        self._released(item)
         self._start(self._admit())
 
     def _guarded(self, callback: object, *args: object) -> None:

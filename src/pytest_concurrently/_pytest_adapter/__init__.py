@@ -53,6 +53,7 @@ from .owners import setup_in_owner as setup_in_owner
 from .phase import route_phase_capture as route_phase_capture
 from .protocol import call_async_test as call_async_test
 from .protocol import is_plain_test_function as is_plain_test_function
+from .protocol import report_abandoned as report_abandoned
 from .protocol import run_protocol as run_protocol
 from .setupstate import ConcurrentSetupState as ConcurrentSetupState
 from .setupstate import install_setup_state as install_setup_state
@@ -72,6 +73,7 @@ __all__ = [
     "is_plain_test_function",
     "is_shared_request",
     "plan_admission",
+    "report_abandoned",
     "requesting_item",
     "restart_setup_state",
     "route_phase_capture",

@@ -28,20 +28,24 @@ from _pytest.unittest import TestCaseFunction
 from .. import bridge, routing
 from .warning_capture import forget_warned_locations, report_warnings
 
-__all__ = ["call_async_test", "is_plain_test_function", "run_protocol"]
+__all__ = ["call_async_test", "is_plain_test_function", "report_abandoned", "run_protocol"]
+
+# The reports of a test whose reports are held until it ends.
+_held_key = pytest.StashKey[list[pytest.TestReport]]()
 
 
 def run_protocol(
     item: pytest.Item,
-    entering_teardown: Callable[[], object],
+    entering: Callable[[str], object],
     keep_failed: Callable[[pytest.Item, list[pytest.TestReport]], bool] | None = None,
 ) -> None:
     """pytest's ``runtestprotocol`` for one concurrent item, with its
     ``pytest_runtest_logstart`` and ``pytest_runtest_logfinish``.
 
-    :param entering_teardown: called between the call and the teardown phase;
-        the runner stops counting the test as cancellable there, so an
-        interrupted session still tears every fixture down.
+    :param entering: called with ``"call"`` between the setup and the call
+        phase, and with ``"teardown"`` before the teardown phase; the runner
+        stops counting the test as cancellable there, so an interrupted
+        session still tears every fixture down.
     :param keep_failed: when given, the test's reports are held until it
         ends; if one of them failed and ``keep_failed(item, reports)``
         returns True, none is logged (the test will run again), otherwise
@@ -53,11 +57,13 @@ def run_protocol(
     # one block spans the concurrent phase here, so forget them per test.
     forget_warned_locations()
     held: list[pytest.TestReport] | None = None if keep_failed is None else []
+    if held is not None:
+        item.stash[_held_key] = held
     with routing.capturing_warnings() as warnings_issued:
         if held is None:
             ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         try:
-            _run_phases(item, entering_teardown, held)
+            _run_phases(item, entering, held)
         except BaseException:
             # The session is ending (Ctrl-C, pytest.exit): report what ran.
             if held is not None:
@@ -66,28 +72,57 @@ def run_protocol(
         if held is not None:
             assert keep_failed is not None
             if any(report.failed for report in held) and keep_failed(item, held):
+                _forget_held(item)
                 return  # it runs again later; only that run is reported
             _log_held(item, held)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     report_warnings(item, warnings_issued)
 
 
+def _forget_held(item: pytest.Item) -> None:
+    if _held_key in item.stash:
+        del item.stash[_held_key]
+
+
 def _log_held(item: pytest.Item, held: list[pytest.TestReport]) -> None:
+    _forget_held(item)
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     for report in held:
         item.ihook.pytest_runtest_logreport(report=report)
 
 
+def report_abandoned(item: pytest.Item, phase: str, message: str) -> None:
+    """Finish ``item``'s reports when the runner gave up on it in the middle
+    of ``phase`` (its code never resumes): that phase fails with
+    ``message``, and, unless that was the teardown, a teardown report
+    follows, since reporters pair it with the setup one (though the test's
+    own fixtures are not torn down)."""
+    held = item.stash.get(_held_key, None)
+    if held is not None:
+        _log_held(item, held)
+    ihook = item.ihook
+
+    def fail() -> None:
+        pytest.fail(message, pytrace=False)
+
+    call = pytest.CallInfo.from_call(fail, when=phase)  # type: ignore[arg-type]
+    ihook.pytest_runtest_logreport(report=ihook.pytest_runtest_makereport(item=item, call=call))
+    if phase != "teardown":
+        call = pytest.CallInfo.from_call(lambda: None, when="teardown")
+        ihook.pytest_runtest_logreport(report=ihook.pytest_runtest_makereport(item=item, call=call))
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+
 def _run_phases(
     item: pytest.Item,
-    entering_teardown: Callable[[], object],
+    entering: Callable[[str], object],
     held: list[pytest.TestReport] | None,
 ) -> None:
     reported: list[str] = []
     try:
-        _setup_and_call(item, reported, held)
+        _setup_and_call(item, reported, held, entering)
     finally:
-        entering_teardown()
+        entering("teardown")
         try:
             if "setup" in reported:
                 _call_and_report(item, "teardown", held, nextitem=None)
@@ -122,7 +157,10 @@ def _tear_down_unreported(item: pytest.Item) -> None:
 
 
 def _setup_and_call(
-    item: pytest.Item, reported: list[str], held: list[pytest.TestReport] | None
+    item: pytest.Item,
+    reported: list[str],
+    held: list[pytest.TestReport] | None,
+    entering: Callable[[str], object],
 ) -> None:
     if hasattr(item, "_request") and not item._request:
         # Only when an item runs twice (pytest-rerunfailures does that).
@@ -135,6 +173,7 @@ def _setup_and_call(
     if item.config.getoption("setupshow", False):
         _show_test_item(item, setup_only=setup_only)
     if not setup_only:
+        entering("call")
         _call_and_report(item, "call", held)
 
 
