@@ -28,7 +28,7 @@ from .resources import (
     declared_resources,
     parse_limits,
 )
-from .running import ConcurrentSession, needs_one_task, run_sequentially
+from .running import INTERRUPTED, ConcurrentSession, needs_one_task, run_sequentially
 from .stats import RunStats
 from .timeouts import RunLimits
 
@@ -622,12 +622,36 @@ class FailureCounter:
 def pytest_runtest_makereport(
     item: pytest.Item,
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Leave the time a phase waited for run-time locks out of its duration."""
+    """Leave the time a phase waited for run-time locks out of its duration,
+    and mark a test the runner interrupted to stop the session."""
     report = yield
     waited = locking.unreported_wait(item)
     if waited:
         report.duration = max(report.duration - waited, 0.0)
+    if report.skipped and INTERRUPTED in item.stash:
+        report.concurrently_interrupted = True  # type: ignore[attr-defined]
     return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """Show a test interrupted by ``-x`` or ``--maxfail`` as interrupted,
+    not as skipped."""
+    if getattr(report, "concurrently_interrupted", False):
+        return "interrupted", "!", "INTERRUPTED"
+    return None
+
+
+def _write_interrupted(terminalreporter: pytest.TerminalReporter, stats: RunStats) -> None:
+    """After Ctrl-C, the tests that were in flight and where each was."""
+    if not stats.interrupted:
+        return
+    count = len(stats.interrupted)
+    terminalreporter.write_sep(
+        "=", f"{count} {'test' if count == 1 else 'tests'} in flight when interrupted"
+    )
+    for nodeid, where in stats.interrupted:
+        terminalreporter.write_line(f"{nodeid}: {where}")
 
 
 def _write_waits(terminalreporter: pytest.TerminalReporter, stats: RunStats) -> None:
@@ -650,6 +674,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     state.reruns.summary(terminalreporter)
     if state.stats is not None:
         _write_waits(terminalreporter, state.stats)
+        _write_interrupted(terminalreporter, state.stats)
     if state.stats is not None and state.stats.tests:
         line = state.stats.summary_line()
         reruns = state.reruns.failed_concurrently

@@ -43,7 +43,17 @@ from .scheduling import Access, AdmissionPolicy, Ticket
 from .stats import RunStats
 from .timeouts import RunLimits, TestTimeouts
 
-__all__ = ["ConcurrentSession", "needs_one_task", "run_alone", "run_sequentially"]
+__all__ = [
+    "INTERRUPTED",
+    "ConcurrentSession",
+    "needs_one_task",
+    "run_alone",
+    "run_sequentially",
+]
+
+INTERRUPTED = pytest.StashKey[str]()
+"""Set on a test in flight that the runner interrupted because the session
+is stopping (``-x``, ``--maxfail``, another plugin's ``shouldstop``): why."""
 
 _HYPOTHESIS_SLOT = ("hypothesis",)
 
@@ -198,6 +208,9 @@ class ConcurrentSession:
         # Tests given up on after they ignored a timeout: their code never
         # resumes, and nothing waits for their tasks.
         self._abandoned: set[Ticket] = set()
+        # Tests interrupted by Ctrl-C or pytest.exit: pytest reports no
+        # outcome for them, so the end-of-run line does not count them.
+        self._uncounted: set[Ticket] = set()
 
     def run(self) -> None:
         """Run every item the policy admits, until all ran or the session stops."""
@@ -361,6 +374,7 @@ class ConcurrentSession:
             # Interrupted (Ctrl-C): cancel what is in setup or call, and let
             # every test finish its teardown before the loop stops.
             self._policy.stop()
+            self._note_where_interrupted()
             self._cancel_setups_and_calls()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             raise
@@ -435,7 +449,7 @@ class ConcurrentSession:
         scopes it belongs to."""
         if self._timeouts is not None:
             self._timeouts.ended(item)
-        self._stats.test_ended(self._started_at.pop(ticket))
+        self._stats.test_ended(self._started_at.pop(ticket), counted=ticket not in self._uncounted)
         assert self._setup_state is not None
         self._setup_state.item_finished(item)
         self._fixtures.setup_over(item)
@@ -444,6 +458,7 @@ class ConcurrentSession:
         if phase == "teardown":
             self._cancellable.discard(ticket)
             self._fixtures.setup_over(item)
+            self._stop_if_told(but=ticket)
         if self._timeouts is not None:
             self._timeouts.entering(item, phase)
 
@@ -455,6 +470,7 @@ class ConcurrentSession:
         del self._ticket_of[item]
         self._policy.finish(ticket)
         self._released(item)
+        self._stop_if_told()
         self._start(self._admit())
 
     def _abandon_stuck(self, item: pytest.Item, phase: str, message: str) -> None:
@@ -486,6 +502,7 @@ class ConcurrentSession:
         self._test_over(ticket, item)
         self._policy.finish(ticket)
         self._released(item)
+        self._stop_if_told()
         self._start(self._admit())
 
     def _guarded(self, callback: object, *args: object) -> None:
@@ -508,4 +525,34 @@ class ConcurrentSession:
         for ticket in list(self._cancellable):
             task = self._tasks.get(ticket)
             if task is not None:
+                self._uncounted.add(ticket)
                 bridge.interrupt(task)
+
+    def _note_where_interrupted(self) -> None:
+        """At Ctrl-C, note for the summary which tests were in flight and
+        where each was."""
+        rootpath = self._session.config.rootpath
+        for ticket, task in self._tasks.items():
+            frame = stacks.users_frame(stacks.awaiting_frames(task), rootpath)
+            where = stacks.describe(frame, rootpath) if frame is not None else "(unknown)"
+            if ticket not in self._cancellable:
+                where += " (tearing down)"
+            self._stats.interrupted.append((self._items[ticket.index].nodeid, where))
+
+    def _stop_if_told(self, but: Ticket | None = None) -> None:
+        """When the session is to stop (``-x``, ``--maxfail``, a plugin's
+        ``shouldstop``), interrupt the setups and calls in flight: those
+        tests report as interrupted, and tear down."""
+        session = self._session
+        reason = session.shouldfail or session.shouldstop
+        if not reason:
+            return
+        self._policy.stop()
+        for ticket in list(self._cancellable):
+            task = self._tasks.get(ticket)
+            if ticket is but or task is None:
+                continue
+            self._cancellable.discard(ticket)
+            why = f"interrupted: {reason}" if isinstance(reason, str) else "interrupted"
+            self._items[ticket.index].stash[INTERRUPTED] = why
+            bridge.interrupt(task, functools.partial(pytest.skip.Exception, why))

@@ -25,6 +25,8 @@ class RunStats:
     #: node id -> seconds the test waited for other tests (to start, or for
     #: a lock while it ran), and for what, in words.
     waits: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
+    #: (node id, where it was) for each test in flight at a Ctrl-C.
+    interrupted: list[tuple[str, str]] = field(default_factory=list)
     _in_flight: int = 0
     _started_at: float | None = None
     _ended_at: float | None = None
@@ -38,13 +40,16 @@ class RunStats:
         self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         return now
 
-    def test_ended(self, started_at: float) -> None:
-        """Record the end of a test that started at ``started_at``."""
+    def test_ended(self, started_at: float, *, counted: bool = True) -> None:
+        """Record the end of a test that started at ``started_at``; not
+        ``counted`` when pytest reports no outcome for it (it was
+        interrupted)."""
         now = time.perf_counter()
         self._in_flight -= 1
-        self.tests += 1
-        self.test_seconds += now - started_at
         self._ended_at = now
+        if counted:
+            self.tests += 1
+            self.test_seconds += now - started_at
 
     def waited(self, nodeid: str, seconds: float, what: str, *, in_flight: bool = False) -> None:
         """Record that a test waited ``seconds`` for ``what``; ``in_flight``
