@@ -82,7 +82,7 @@ def test_bad_ini_values(pytester: pytest.Pytester) -> None:
     [
         (
             "@pytest.mark.concurrent(limit=3)\nasync def test_args(): pass",
-            "*test_args: @pytest.mark.concurrent takes only group=, got (limit=3)*",
+            "*test_args: @pytest.mark.concurrent takes only group= and timeout=, got (limit=3)*",
         ),
         (
             "@pytest.mark.isolated('why')\nasync def test_args(): pass",

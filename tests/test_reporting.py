@@ -244,9 +244,10 @@ def test_exitfirst_stops_admitting_and_tears_everything_down(pytester: pytest.Py
     outcomes = result.parseoutcomes()
     events = read_events(pytester)
     started = {e.name for e in events if e.what == "start"}
-    # Tests already in flight finish; nothing new is admitted.
+    # Tests already in flight are interrupted and torn down; nothing new is
+    # admitted.
     assert started == {"test_fails_fast", "test_slow[0]", "test_slow[1]"}
-    assert outcomes == {"failed": 1, "passed": 2}
+    assert outcomes == {"failed": 1, "interrupted": 2}
     torn_down = {e.name for e in events if e.what == "teardown"}
     assert torn_down == started | {"shared"}
     result.stdout.fnmatch_lines(["*stopping after 1 failures*"])
@@ -268,8 +269,8 @@ def test_maxfail(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("--maxfail=2", "--concurrency=2")
     # test_fails[1] is the second failure; test_fails[2] was already in flight
-    # and finishes (failing too); test_fails[3:] never start.
-    assert result.parseoutcomes() == {"failed": 3}
+    # and is interrupted; test_fails[3:] never start.
+    assert result.parseoutcomes() == {"failed": 2, "interrupted": 1}
     result.stdout.no_fnmatch_line("*test_fails?3?*")
 
 

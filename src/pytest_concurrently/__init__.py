@@ -7,6 +7,7 @@ fixtures, reporting and scheduling.
 
 from __future__ import annotations
 
+from .blocking import BlockedLoopWarning as BlockedLoopWarning
 from .locking import DeadlockError as DeadlockError
 from .locking import lock as lock
 from .marking import Mode as Mode
@@ -16,4 +17,4 @@ from .resources import resource as resource
 # costs tens of milliseconds at every pytest start.
 __version__ = "0.1.0"
 
-__all__ = ["DeadlockError", "Mode", "__version__", "lock", "resource"]
+__all__ = ["BlockedLoopWarning", "DeadlockError", "Mode", "__version__", "lock", "resource"]

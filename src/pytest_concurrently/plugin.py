@@ -10,7 +10,7 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import bridge, locking
+from . import blocking, bridge, locking
 from .loop import EventLoopHost
 from .marking import (
     CONCURRENT_MARKER,
@@ -62,6 +62,9 @@ class _PluginState:
     limits: dict[str, int] = field(default_factory=dict)
     # The time limits of concurrent tests.
     time_limits: RunLimits = field(default_factory=RunLimits)
+    # What to do when a test blocks the loop, and after how long.
+    blocking: str = "warn"
+    blocking_threshold: float = 0.5
 
 
 _state_key = pytest.StashKey[_PluginState]()
@@ -96,6 +99,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "start of its setup (0: no limit, the default).",
     )
     group.addoption(
+        "--concurrently-blocking",
+        dest="concurrently_blocking",
+        default=None,
+        choices=["warn", "error", "off"],
+        help="when a concurrent test blocks the event loop longer than the threshold: "
+        "warn (the default), fail the test (error), or do not watch (off).",
+    )
+    group.addoption(
+        "--concurrently-blocking-threshold",
+        dest="concurrently_blocking_threshold",
+        default=None,
+        metavar="SECONDS",
+        help="the shortest stall of the event loop to report (default 0.5; 0: do not watch).",
+    )
+    group.addoption(
         "--concurrently-sync-tests",
         dest="concurrently_sync_tests",
         default=None,
@@ -127,6 +145,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "concurrently_timeout",
         "default for --concurrently-timeout, in seconds (0: no limit).",
         default="0",
+    )
+    parser.addini(
+        "concurrently_blocking",
+        "default for --concurrently-blocking: warn, error or off.",
+        default="warn",
+    )
+    parser.addini(
+        "concurrently_blocking_threshold",
+        "default for --concurrently-blocking-threshold, in seconds.",
+        default="0.5",
     )
     parser.addini(
         "concurrently_setup_timeout",
@@ -191,6 +219,8 @@ def pytest_configure(config: pytest.Config) -> None:
         mode=_read_mode(config),
         concurrency=_read_concurrency(config),
         time_limits=_read_time_limits(config),
+        blocking=_read_choice(config, "concurrently_blocking", ["warn", "error", "off"]),
+        blocking_threshold=_read_seconds(config, "concurrently_blocking_threshold", flag=True),
         sync_tests=_read_sync_tests(config),
     )
     rerun = config.getoption("concurrently_rerun_alone")
@@ -466,6 +496,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             state.limits,
             state.time_limits,
             config.pluginmanager.get_plugin("concurrently-timeouts"),
+            state.blocking,
+            state.blocking_threshold,
         ).run()
     finally:
         state.own_sync_fixtures = False
@@ -628,6 +660,9 @@ def pytest_runtest_makereport(
     waited = locking.unreported_wait(item)
     if waited:
         report.duration = max(report.duration - waited, 0.0)
+    stalls = blocking.current()
+    if stalls is not None:
+        stalls.report(item, report)
     if report.skipped and INTERRUPTED in item.stash:
         report.concurrently_interrupted = True  # type: ignore[attr-defined]
     return report

@@ -32,7 +32,7 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import bridge, locking, stacks
+from . import blocking, bridge, locking, stacks
 from .current import RunningTest, running_test
 from .deadlines import Deadlines
 from .loop import EventLoopHost
@@ -42,6 +42,7 @@ from .resources import declared_resources
 from .scheduling import Access, AdmissionPolicy, Ticket
 from .stats import RunStats
 from .timeouts import RunLimits, TestTimeouts
+from .watchdog import LoopWatchdog, Stall
 
 __all__ = [
     "INTERRUPTED",
@@ -164,12 +165,20 @@ class ConcurrentSession:
         limits: Mapping[str, int] | None = None,
         time_limits: RunLimits | None = None,
         pytest_timeouts: plugin_adapters.timeouts.ConcurrentTimeouts | None = None,
+        blocking_mode: str = "off",
+        blocking_threshold: float = 0.5,
     ) -> None:
         self._session = session
         self._reruns = reruns
         self._time_limits = time_limits or RunLimits()
         self._pytest_timeouts = pytest_timeouts
         self._timeouts: TestTimeouts | None = None
+        self._blocking_threshold = blocking_threshold
+        self._stalls = (
+            blocking.StallLedger(blocking_mode, session.config.rootpath)
+            if blocking_mode != "off" and blocking_threshold > 0
+            else None
+        )
         self._to_rerun: list[pytest.Item] = []
         self._items: Sequence[pytest.Item] = session.items
         self._plans = plans
@@ -204,6 +213,8 @@ class ConcurrentSession:
         self._tasks: dict[Ticket, asyncio.Task[None]] = {}
         self._cancellable: set[Ticket] = set()
         self._ticket_of: dict[pytest.Item, Ticket] = {}
+        # Read by the watchdog's thread to name the test that blocks the loop.
+        self._item_of_task: dict[asyncio.Task[None], pytest.Item] = {}
         self._started_at: dict[Ticket, float] = {}
         # Tests given up on after they ignored a timeout: their code never
         # resumes, and nothing waits for their tasks.
@@ -221,6 +232,7 @@ class ConcurrentSession:
         self._setup_state.pause_timer = self._pause_timer
         self._setup_state.resume_timer = self._resume_timer
         locking.install(self._locks)
+        blocking.install(self._stalls)
         # The collected tree lives for the whole run; keeping the collector
         # from walking it again and again saves more than the tests' own
         # bookkeeping costs.
@@ -249,6 +261,9 @@ class ConcurrentSession:
             self._rerun_alone()
         finally:
             locking.install(None)
+            blocking.install(None)
+            if self._stalls is not None and self._stalls.watchdog is not None:
+                self._stalls.watchdog.close()
             if self._timeouts is not None:
                 self._timeouts.deadlines.clear()
             if self._pytest_timeouts is not None:
@@ -367,6 +382,9 @@ class ConcurrentSession:
             self._timeouts = TestTimeouts(deadlines, self._time_limits, self._abandon_stuck)
             if self._pytest_timeouts is not None:
                 self._pytest_timeouts.limits = self._timeouts
+        watchdog = self._watchdog()
+        if watchdog is not None:
+            watchdog.start()
         self._guarded(self._start, admitted)
         try:
             return await asyncio.shield(self._phase_over)
@@ -378,6 +396,34 @@ class ConcurrentSession:
             self._cancel_setups_and_calls()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             raise
+        finally:
+            if watchdog is not None:
+                watchdog.pause()
+
+    def _watchdog(self) -> LoopWatchdog | None:
+        """The loop's watchdog, made on first use, when the run watches."""
+        if self._stalls is None:
+            return None
+        if self._stalls.watchdog is None:
+            self._stalls.watchdog = LoopWatchdog(
+                asyncio.get_running_loop(),
+                self._blocking_threshold,
+                self._item_of_task.get,
+                self._stalled,
+            )
+        return self._stalls.watchdog
+
+    def _stalled(self, stall: Stall) -> None:
+        """The loop stood still: the tests in flight other than the culprit
+        get the time back, from their durations and their limits."""
+        assert self._stalls is not None
+        in_flight: list[Hashable] = list(self._ticket_of)
+        self._stalls.stalled(stall, in_flight)
+        seconds = stall.seconds or 0.0
+        others = len(in_flight) - (1 if stall.culprit in self._ticket_of else 0)
+        self._stats.stalled(seconds, others)
+        if self._timeouts is not None:
+            self._timeouts.deadlines.postpone(seconds, sparing=stall.culprit)
 
     def _start(self, admitted: list[Ticket]) -> None:
         assert self._phase_over is not None
@@ -394,6 +440,7 @@ class ConcurrentSession:
             task = self._clean_context.run(loop.create_task, self._run_concurrent(ticket))
             self._tasks[ticket] = task
             self._ticket_of[item] = ticket
+            self._item_of_task[task] = item
             self._cancellable.add(ticket)
             task.add_done_callback(functools.partial(self._guarded, self._ended, ticket))
         if not self._tasks:
@@ -449,6 +496,8 @@ class ConcurrentSession:
         scopes it belongs to."""
         if self._timeouts is not None:
             self._timeouts.ended(item)
+        if self._stalls is not None:
+            self._stalls.forget(item)
         self._stats.test_ended(self._started_at.pop(ticket), counted=ticket not in self._uncounted)
         assert self._setup_state is not None
         self._setup_state.item_finished(item)
@@ -465,6 +514,7 @@ class ConcurrentSession:
     def _ended(self, ticket: Ticket, task: asyncio.Task[None]) -> None:
         if self._tasks.pop(ticket, None) is None:
             return  # abandoned: its end was handled then
+        del self._item_of_task[task]
         self._cancellable.discard(ticket)
         item = self._items[ticket.index]
         del self._ticket_of[item]
@@ -484,10 +534,11 @@ class ConcurrentSession:
         if ticket is None:
             return
         task = self._tasks.pop(ticket)
+        del self._item_of_task[task]
         self._abandoned.add(ticket)
         self._cancellable.discard(ticket)
-        frame = stacks.users_frame(stacks.awaiting_frames(task), item.config.rootpath)
-        where = f" at {stacks.describe(frame, item.config.rootpath)}" if frame else ""
+        place = stacks.users_place(stacks.awaiting_places(task), item.config.rootpath)
+        where = f" at {stacks.describe(place, item.config.rootpath)}" if place else ""
         bridge.abandon(task)
         grace = self._time_limits.grace
         message = (
@@ -533,8 +584,8 @@ class ConcurrentSession:
         where each was."""
         rootpath = self._session.config.rootpath
         for ticket, task in self._tasks.items():
-            frame = stacks.users_frame(stacks.awaiting_frames(task), rootpath)
-            where = stacks.describe(frame, rootpath) if frame is not None else "(unknown)"
+            place = stacks.users_place(stacks.awaiting_places(task), rootpath)
+            where = stacks.describe(place, rootpath) if place is not None else "(unknown)"
             if ticket not in self._cancellable:
                 where += " (tearing down)"
             self._stats.interrupted.append((self._items[ticket.index].nodeid, where))

@@ -1,10 +1,12 @@
-"""Where a test is stuck: the frames of a task's awaits, and the line to name.
+"""Where a test is stuck: the places of a task's awaits or of a thread's
+stack, and the one to name.
 
 asyncio's ``Task.get_stack`` gives one frame for a suspended task; the chain
 of awaits below it (the test body, the helper it awaits, the ``sleep`` at the
 bottom) is found by following each coroutine's ``cr_await``. Of those
-frames, the one to show a user is the innermost that is theirs: not asyncio's,
-pytest's or this plugin's.
+places, the one to show a user is the innermost that is theirs: not
+asyncio's, pytest's or this plugin's. Places are taken as (file, line,
+function) when asked for, since a frame's line moves on as it runs.
 """
 
 from __future__ import annotations
@@ -15,12 +17,26 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import _pytest
 import pluggy
 
-__all__ = ["awaiting_frames", "describe", "users_frame"]
+__all__ = ["Place", "awaiting_places", "describe", "thread_places", "users_place"]
+
+
+class Place(NamedTuple):
+    """A line being run: file name, line number and function name."""
+
+    filename: str
+    lineno: int
+    function: str
+
+    @classmethod
+    def of(cls, frame: FrameType) -> Place:
+        """Where ``frame`` is now."""
+        return cls(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+
 
 _NOT_THE_USERS = tuple(
     os.path.dirname(module.__file__) + os.sep
@@ -29,21 +45,33 @@ _NOT_THE_USERS = tuple(
 )
 
 
-def awaiting_frames(task: asyncio.Task[Any]) -> list[FrameType]:
-    """The frames of ``task``'s chain of awaits, outermost first."""
-    frames: list[FrameType] = []
+def awaiting_places(task: asyncio.Task[Any]) -> list[Place]:
+    """Where each await in ``task``'s chain of awaits is, outermost first."""
+    places: list[Place] = []
     awaitable: Any = task.get_coro()
     while awaitable is not None:
         frame = _frame_of(awaitable)
         if frame is None:
             break
-        frames.append(frame)
+        places.append(Place.of(frame))
         awaitable = (
             getattr(awaitable, "cr_await", None)
             or getattr(awaitable, "gi_yieldfrom", None)
             or getattr(awaitable, "ag_await", None)
         )
-    return frames
+    return places
+
+
+def thread_places(thread_id: int) -> list[Place]:
+    """Where the thread ``thread_id`` is, outermost first (empty if it is
+    gone)."""
+    frame: FrameType | None = sys._current_frames().get(thread_id)
+    places: list[Place] = []
+    while frame is not None:
+        places.append(Place.of(frame))
+        frame = frame.f_back
+    places.reverse()
+    return places
 
 
 def _frame_of(awaitable: Any) -> FrameType | None:
@@ -54,25 +82,25 @@ def _frame_of(awaitable: Any) -> FrameType | None:
     return None
 
 
-def users_frame(frames: Iterable[FrameType], rootpath: Path | None = None) -> FrameType | None:
-    """The innermost of ``frames`` (outermost first) in the user's code:
+def users_place(places: Iterable[Place], rootpath: Path | None = None) -> Place | None:
+    """The innermost of ``places`` (outermost first) in the user's code:
     under ``rootpath`` if one is, else outside asyncio, pytest and this
     plugin."""
-    theirs = [frame for frame in frames if not frame.f_code.co_filename.startswith(_NOT_THE_USERS)]
+    theirs = [place for place in places if not place.filename.startswith(_NOT_THE_USERS)]
     if rootpath is not None:
         root = str(rootpath) + os.sep
-        under_root = [frame for frame in theirs if frame.f_code.co_filename.startswith(root)]
+        under_root = [place for place in theirs if place.filename.startswith(root)]
         if under_root:
             return under_root[-1]
     return theirs[-1] if theirs else None
 
 
-def describe(frame: FrameType, rootpath: Path | None = None) -> str:
+def describe(place: Place, rootpath: Path | None = None) -> str:
     """``path:line in function``, the path relative to ``rootpath`` when
     under it."""
-    filename = frame.f_code.co_filename
+    filename = place.filename
     if rootpath is not None:
         root = str(rootpath) + os.sep
         if filename.startswith(root):
             filename = filename[len(root) :]
-    return f"{filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+    return f"{filename}:{place.lineno} in {place.function}"

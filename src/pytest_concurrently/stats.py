@@ -27,6 +27,8 @@ class RunStats:
     waits: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
     #: (node id, where it was) for each test in flight at a Ctrl-C.
     interrupted: list[tuple[str, str]] = field(default_factory=list)
+    #: Seconds the loop stood still, blocked by a test.
+    stalled_seconds: float = 0.0
     _in_flight: int = 0
     _started_at: float | None = None
     _ended_at: float | None = None
@@ -50,6 +52,13 @@ class RunStats:
         if counted:
             self.tests += 1
             self.test_seconds += now - started_at
+
+    def stalled(self, seconds: float, others: int) -> None:
+        """The loop stood still for ``seconds`` while ``others`` tests
+        besides the one that blocked it were in flight: that is not their
+        test time."""
+        self.test_seconds -= seconds * others
+        self.stalled_seconds += seconds
 
     def waited(self, nodeid: str, seconds: float, what: str, *, in_flight: bool = False) -> None:
         """Record that a test waited ``seconds`` for ``what``; ``in_flight``
@@ -94,6 +103,8 @@ class RunStats:
             line += (
                 f"; {count:,} {'test' if count == 1 else 'tests'} waited {waited:,.1f} s for others"
             )
+        if self.stalled_seconds >= 0.05:
+            line += f"; tests blocked the loop for {self.stalled_seconds:,.1f} s"
         for (owner, reason), count in sorted(self.alone_under_other_plugins.items()):
             line += f"; {count:,} ran alone under {owner} ({reason})"
         return line
