@@ -12,9 +12,18 @@ from .locking import DeadlockError as DeadlockError
 from .locking import lock as lock
 from .marking import Mode as Mode
 from .resources import resource as resource
+from .strays import StrayTaskWarning as StrayTaskWarning
 
 # Kept here, not read from the installed metadata: looking the distribution up
 # costs tens of milliseconds at every pytest start.
 __version__ = "0.1.0"
 
-__all__ = ["BlockedLoopWarning", "DeadlockError", "Mode", "__version__", "lock", "resource"]
+__all__ = [
+    "BlockedLoopWarning",
+    "DeadlockError",
+    "Mode",
+    "StrayTaskWarning",
+    "__version__",
+    "lock",
+    "resource",
+]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-__all__ = ["RunningTest", "running_test"]
+__all__ = ["RunningTest", "running_test", "task_owner"]
 
 
 @dataclass(frozen=True)
@@ -34,3 +34,11 @@ class RunningTest:
 running_test: ContextVar[RunningTest | None] = ContextVar(
     "pytest_concurrently_running_test", default=None
 )
+
+task_owner: ContextVar[pytest.Item | None] = ContextVar(
+    "pytest_concurrently_task_owner", default=None
+)
+"""The test that owns the tasks started here. Unlike :data:`running_test`,
+which a shared fixture's owner takes on from the test it works for (so its
+output goes to that test), this is unset in owners: what a shared fixture
+starts belongs to the fixture, not to a test."""

@@ -10,7 +10,7 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import blocking, bridge, locking
+from . import blocking, bridge, locking, strays
 from .loop import EventLoopHost
 from .marking import (
     CONCURRENT_MARKER,
@@ -65,6 +65,8 @@ class _PluginState:
     # What to do when a test blocks the loop, and after how long.
     blocking: str = "warn"
     blocking_threshold: float = 0.5
+    # What to do with tasks a test leaves running: cancel, warn or ignore.
+    stray_tasks: str = "cancel"
 
 
 _state_key = pytest.StashKey[_PluginState]()
@@ -157,6 +159,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="0.5",
     )
     parser.addini(
+        "concurrently_stray_tasks",
+        "what to do with tasks a concurrent test leaves running when it ends: cancel "
+        "(and warn), warn, or ignore.",
+        default="cancel",
+    )
+    parser.addini(
         "concurrently_setup_timeout",
         "fail a concurrent test whose setup runs longer than this many seconds "
         "(0: only the test's own limit).",
@@ -221,6 +229,9 @@ def pytest_configure(config: pytest.Config) -> None:
         time_limits=_read_time_limits(config),
         blocking=_read_choice(config, "concurrently_blocking", ["warn", "error", "off"]),
         blocking_threshold=_read_seconds(config, "concurrently_blocking_threshold", flag=True),
+        stray_tasks=_read_choice(
+            config, "concurrently_stray_tasks", ["cancel", "warn", "ignore"], flag=False
+        ),
         sync_tests=_read_sync_tests(config),
     )
     rerun = config.getoption("concurrently_rerun_alone")
@@ -248,12 +259,11 @@ def _read_sync_tests(config: pytest.Config) -> str:
     return _read_choice(config, "concurrently_sync_tests", ["interleave", "alone"])
 
 
-def _read_choice(config: pytest.Config, name: str, choices: list[str]) -> str:
-    """The value of the option ``--name`` (with dashes), or else of the ini
-    key ``name``, which must be one of ``choices``."""
-    option = config.getoption(name)
-    flag = "--" + name.replace("_", "-")
-    source = flag if option is not None else f"the {name} ini option"
+def _read_choice(config: pytest.Config, name: str, choices: list[str], *, flag: bool = True) -> str:
+    """The value of the option ``--name`` (with dashes, when ``flag``), or
+    else of the ini key ``name``, which must be one of ``choices``."""
+    option = config.getoption(name) if flag else None
+    source = "--" + name.replace("_", "-") if option is not None else f"the {name} ini option"
     value = option if option is not None else config.getini(name)
     chosen = str(value).strip().lower()
     if chosen not in choices:
@@ -498,6 +508,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             config.pluginmanager.get_plugin("concurrently-timeouts"),
             state.blocking,
             state.blocking_threshold,
+            state.stray_tasks,
         ).run()
     finally:
         state.own_sync_fixtures = False
@@ -666,6 +677,23 @@ def pytest_runtest_makereport(
     if report.skipped and INTERRUPTED in item.stash:
         report.concurrently_interrupted = True  # type: ignore[attr-defined]
     return report
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """Once a test's fixtures are torn down, deal with the tasks it left
+    running (see :mod:`.strays`); warn only when the teardown went well."""
+    try:
+        result = yield
+    except BaseException:
+        left = strays.current()
+        if left is not None:
+            left.settle(item, warn=False)
+        raise
+    left = strays.current()
+    if left is not None:
+        left.settle(item, warn=True)
+    return result
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -32,8 +32,8 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import blocking, bridge, locking, stacks
-from .current import RunningTest, running_test
+from . import blocking, bridge, locking, stacks, strays
+from .current import RunningTest, running_test, task_owner
 from .deadlines import Deadlines
 from .loop import EventLoopHost
 from .marking import TestPlan, is_hypothesis_test
@@ -85,7 +85,11 @@ def run_alone(
         if not one_task:
             item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             return
-        context = contextvars.copy_context()
+        owner_token = task_owner.set(item)
+        try:
+            context = contextvars.copy_context()
+        finally:
+            task_owner.reset(owner_token)
         saved, loop.idle_context = loop.idle_context, context
         try:
             loop.run(bridge.run_sync(_protocol, item, nextitem), context=context)
@@ -167,6 +171,7 @@ class ConcurrentSession:
         pytest_timeouts: plugin_adapters.timeouts.ConcurrentTimeouts | None = None,
         blocking_mode: str = "off",
         blocking_threshold: float = 0.5,
+        stray_tasks: str = "ignore",
     ) -> None:
         self._session = session
         self._reruns = reruns
@@ -174,6 +179,11 @@ class ConcurrentSession:
         self._pytest_timeouts = pytest_timeouts
         self._timeouts: TestTimeouts | None = None
         self._blocking_threshold = blocking_threshold
+        self._strays = (
+            strays.StrayTasks(cancel=stray_tasks == "cancel", rootpath=session.config.rootpath)
+            if stray_tasks != "ignore"
+            else None
+        )
         self._stalls = (
             blocking.StallLedger(blocking_mode, session.config.rootpath)
             if blocking_mode != "off" and blocking_threshold > 0
@@ -233,6 +243,7 @@ class ConcurrentSession:
         self._setup_state.resume_timer = self._resume_timer
         locking.install(self._locks)
         blocking.install(self._stalls)
+        strays.install(self._strays)
         # The collected tree lives for the whole run; keeping the collector
         # from walking it again and again saves more than the tests' own
         # bookkeeping costs.
@@ -262,6 +273,9 @@ class ConcurrentSession:
         finally:
             locking.install(None)
             blocking.install(None)
+            strays.install(None)
+            if self._strays is not None:
+                self._strays.unwatch()
             if self._stalls is not None and self._stalls.watchdog is not None:
                 self._stalls.watchdog.close()
             if self._timeouts is not None:
@@ -382,6 +396,8 @@ class ConcurrentSession:
             self._timeouts = TestTimeouts(deadlines, self._time_limits, self._abandon_stuck)
             if self._pytest_timeouts is not None:
                 self._pytest_timeouts.limits = self._timeouts
+        if self._strays is not None:
+            self._strays.watch(asyncio.get_running_loop())
         watchdog = self._watchdog()
         if watchdog is not None:
             watchdog.start()
@@ -455,6 +471,7 @@ class ConcurrentSession:
         item = self._items[ticket.index]
         task = asyncio.current_task()
         running_test.set(RunningTest(item, concurrent=True, task=task))
+        task_owner.set(item)
         self._started_at[ticket] = self._stats.test_started()
         try:
             self._fixtures.isolate(item)
