@@ -263,7 +263,7 @@ def test_a_test_that_ignores_its_timeout_is_abandoned_after_the_grace_period(
         [
             "*Timeout: the test ran longer than its limit of 0.2 s (pytest-concurrently); "
             "it went on running at test_a_test_that_ignores*.py:* in test_swallows for 0.3 s "
-            "after it was interrupted, and was abandoned (its own fixtures were not torn down)",
+            "after it was interrupted, and was abandoned (its teardown did not run)",
         ]
     )
     spans = intervals(read_events(pytester))

@@ -28,7 +28,13 @@ from .resources import (
     declared_resources,
     parse_limits,
 )
-from .running import INTERRUPTED, ConcurrentSession, needs_one_task, run_sequentially
+from .running import (
+    INTERRUPTED,
+    ConcurrentSession,
+    FaultPolicy,
+    needs_one_task,
+    run_sequentially,
+)
 from .stats import RunStats
 from .timeouts import RunLimits
 
@@ -60,13 +66,8 @@ class _PluginState:
     failed_concurrently: int = 0
     # Resource name -> its limit, from the ini option, markers and fixtures.
     limits: dict[str, int] = field(default_factory=dict)
-    # The time limits of concurrent tests.
-    time_limits: RunLimits = field(default_factory=RunLimits)
-    # What to do when a test blocks the loop, and after how long.
-    blocking: str = "warn"
-    blocking_threshold: float = 0.5
-    # What to do with tasks a test leaves running: cancel, warn or ignore.
-    stray_tasks: str = "cancel"
+    # Time limits, the loop's watchdog and stray tasks.
+    faults: FaultPolicy = field(default_factory=FaultPolicy)
 
 
 _state_key = pytest.StashKey[_PluginState]()
@@ -226,12 +227,7 @@ def pytest_configure(config: pytest.Config) -> None:
         limits=limits,
         mode=_read_mode(config),
         concurrency=_read_concurrency(config),
-        time_limits=_read_time_limits(config),
-        blocking=_read_choice(config, "concurrently_blocking", ["warn", "error", "off"]),
-        blocking_threshold=_read_seconds(config, "concurrently_blocking_threshold", flag=True),
-        stray_tasks=_read_choice(
-            config, "concurrently_stray_tasks", ["cancel", "warn", "ignore"], flag=False
-        ),
+        faults=_read_fault_policy(config),
         sync_tests=_read_sync_tests(config),
     )
     rerun = config.getoption("concurrently_rerun_alone")
@@ -285,6 +281,17 @@ def _read_concurrency(config: pytest.Config) -> int:
             f"got {value!r}"
         )
     return number
+
+
+def _read_fault_policy(config: pytest.Config) -> FaultPolicy:
+    return FaultPolicy(
+        time_limits=_read_time_limits(config),
+        blocking=_read_choice(config, "concurrently_blocking", ["warn", "error", "off"]),
+        blocking_threshold=_read_seconds(config, "concurrently_blocking_threshold", flag=True),
+        stray_tasks=_read_choice(
+            config, "concurrently_stray_tasks", ["cancel", "warn", "ignore"], flag=False
+        ),
+    )
 
 
 def _read_time_limits(config: pytest.Config) -> RunLimits:
@@ -504,11 +511,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             state.stats,
             reruns,
             state.limits,
-            state.time_limits,
+            state.faults,
             config.pluginmanager.get_plugin("concurrently-timeouts"),
-            state.blocking,
-            state.blocking_threshold,
-            state.stray_tasks,
         ).run()
     finally:
         state.own_sync_fixtures = False

@@ -27,6 +27,7 @@ import functools
 import gc
 import time
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -47,6 +48,7 @@ from .watchdog import LoopWatchdog, Stall
 __all__ = [
     "INTERRUPTED",
     "ConcurrentSession",
+    "FaultPolicy",
     "needs_one_task",
     "run_alone",
     "run_sequentially",
@@ -121,6 +123,25 @@ def run_sequentially(
             raise session.Interrupted(session.shouldstop)
 
 
+@dataclass(frozen=True)
+class FaultPolicy:
+    """How the runner deals with concurrent tests that misbehave.
+
+    :param time_limits: the run's time limits.
+    :param blocking: what a test that blocks the loop gets: ``"warn"``,
+        ``"error"``, or ``"off"`` to not watch the loop.
+    :param blocking_threshold: the shortest stall of the loop to report
+        (0: do not watch).
+    :param stray_tasks: what happens to tasks a test leaves running:
+        ``"cancel"``, ``"warn"`` or ``"ignore"``.
+    """
+
+    time_limits: RunLimits = field(default_factory=RunLimits)
+    blocking: str = "off"
+    blocking_threshold: float = 0.5
+    stray_tasks: str = "ignore"
+
+
 def _ticket(
     index: int,
     plan: TestPlan,
@@ -156,6 +177,10 @@ class ConcurrentSession:
     :param max_in_flight: the most tests in flight at once.
     :param loop: the session's event loop.
     :param stats: where to count what ran.
+    :param reruns: when failed concurrent tests run again alone, their ledger.
+    :param limits: the limits of resources, by name.
+    :param faults: how to deal with tests that misbehave.
+    :param pytest_timeouts: pytest-timeout's hooks, when it is active.
     """
 
     def __init__(
@@ -167,26 +192,25 @@ class ConcurrentSession:
         stats: RunStats,
         reruns: RerunLedger | None = None,
         limits: Mapping[str, int] | None = None,
-        time_limits: RunLimits | None = None,
+        faults: FaultPolicy | None = None,
         pytest_timeouts: plugin_adapters.timeouts.ConcurrentTimeouts | None = None,
-        blocking_mode: str = "off",
-        blocking_threshold: float = 0.5,
-        stray_tasks: str = "ignore",
     ) -> None:
         self._session = session
         self._reruns = reruns
-        self._time_limits = time_limits or RunLimits()
+        faults = faults or FaultPolicy()
+        self._time_limits = faults.time_limits
         self._pytest_timeouts = pytest_timeouts
         self._timeouts: TestTimeouts | None = None
-        self._blocking_threshold = blocking_threshold
+        self._blocking_threshold = faults.blocking_threshold
+        rootpath = session.config.rootpath
         self._strays = (
-            strays.StrayTasks(cancel=stray_tasks == "cancel", rootpath=session.config.rootpath)
-            if stray_tasks != "ignore"
+            strays.StrayTasks(cancel=faults.stray_tasks == "cancel", rootpath=rootpath)
+            if faults.stray_tasks != "ignore"
             else None
         )
         self._stalls = (
-            blocking.StallLedger(blocking_mode, session.config.rootpath)
-            if blocking_mode != "off" and blocking_threshold > 0
+            blocking.StallLedger(faults.blocking, rootpath)
+            if faults.blocking != "off" and faults.blocking_threshold > 0
             else None
         )
         self._to_rerun: list[pytest.Item] = []
@@ -563,7 +587,7 @@ class ConcurrentSession:
             "and was abandoned"
         )
         if phase != "teardown":
-            message += " (its own fixtures were not torn down)"
+            message += " (its teardown did not run)"
         adapter.report_abandoned(item, phase, message)
         assert self._setup_state is not None
         self._setup_state.forget(item)

@@ -1,0 +1,104 @@
+"""Peak memory of a large concurrent run with failures and timeouts.
+
+Generates a suite of ``--tests`` async tests (default 10,000) that sleep, use a
+function-scoped and a session-scoped fixture, print a line, and in small
+shares fail or time out; runs it with ``--concurrency`` tests in flight
+(default 1,000) and ``--junitxml`` in a subprocess, and reports the peak
+resident memory of that run, of the same pytest collecting the suite only,
+and the difference per test::
+
+    python benchmarks/load.py
+    python benchmarks/load.py --tests 2000 --concurrency 500
+
+The target is under 20 KiB per test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SUITE = """
+import asyncio
+import pytest
+
+pytestmark = pytest.mark.concurrent
+
+
+@pytest.fixture(scope="session")
+async def service():
+    await asyncio.sleep(0.01)
+    yield "service"
+
+
+@pytest.fixture
+async def client(service):
+    await asyncio.sleep(0.01)
+    yield service + " client"
+
+
+@pytest.mark.parametrize("case", range({tests}))
+async def test_case(case, client):
+    print("case", case)
+    await asyncio.sleep(0.5)
+    if case % 97 == 0:
+        assert case < 0, "a failure"
+    if case % 89 == 0:
+        await asyncio.sleep(30)
+"""
+
+
+def _peak_kib(arguments: list[str], directory: Path) -> tuple[int, float, str]:
+    """Run pytest with ``arguments`` in ``directory`` in a fresh process
+    that reports its own peak resident memory; return it, the wall time and
+    the last line of output."""
+    probe = (
+        "import resource, sys, pytest\n"
+        "code = pytest.main(sys.argv[1:])\n"
+        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    started = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-c", probe, *arguments],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    peak = next(int(line.split()[1]) for line in run.stdout.splitlines() if line.startswith("PEAK"))
+    summary = [line for line in run.stdout.splitlines() if line.startswith("=")]
+    return peak, wall, summary[-1] if summary else run.stdout[-500:]
+
+
+def main() -> None:
+    """Generate, run and report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tests", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=1_000)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="load-") as name:
+        directory = Path(name)
+        (directory / "test_load.py").write_text(SUITE.format(tests=options.tests))
+        (directory / "pytest.ini").write_text(
+            "[pytest]\nconcurrently_timeout = 2\nconcurrently_timeout_grace = 1\n"
+        )
+        common = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+        collected, _, _ = _peak_kib([*common, "--collect-only"], directory)
+        peak, wall, summary = _peak_kib(
+            [*common, f"--concurrency={options.concurrency}", "--junitxml=out.xml"], directory
+        )
+    per_test = (peak - collected) / options.tests
+    print(f"tests: {options.tests:,}, in flight: {options.concurrency:,}, wall: {wall:.1f} s")
+    print(f"outcome: {summary.strip('= ')}")
+    print(f"peak RSS collecting only: {collected / 1024:,.1f} MiB")
+    print(f"peak RSS of the run:      {peak / 1024:,.1f} MiB")
+    print(f"per test: {per_test:,.1f} KiB (target: under 20 KiB)")
+
+
+if __name__ == "__main__":
+    main()
