@@ -71,8 +71,9 @@ def _peak_kib(arguments: list[str], directory: Path) -> tuple[int, float, str]:
     )
     wall = time.perf_counter() - started
     peak = next(int(line.split()[1]) for line in run.stdout.splitlines() if line.startswith("PEAK"))
-    summary = [line for line in run.stdout.splitlines() if line.startswith("=")]
-    return peak, wall, summary[-1] if summary else run.stdout[-500:]
+    lines = [line for line in run.stdout.splitlines() if line.strip()]
+    last = lines[lines.index(next(line for line in lines if line.startswith("PEAK"))) - 1]
+    return peak, wall, last
 
 
 def main() -> None:
@@ -85,7 +86,7 @@ def main() -> None:
         directory = Path(name)
         (directory / "test_load.py").write_text(SUITE.format(tests=options.tests))
         (directory / "pytest.ini").write_text(
-            "[pytest]\nconcurrently_timeout = 2\nconcurrently_timeout_grace = 1\n"
+            "[pytest]\nconcurrently_timeout = 10\nconcurrently_timeout_grace = 1\n"
         )
         common = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
         collected, _, _ = _peak_kib([*common, "--collect-only"], directory)

@@ -46,6 +46,10 @@ class StallLedger:
     def stalled(self, stall: Stall, in_flight: list[Hashable]) -> None:
         """Book a settled ``stall`` with the tests ``in_flight`` then."""
         seconds = stall.seconds or 0.0
+        if stall.culprit is not None and users_place(stall.places, self._rootpath) is None:
+            # The test's task was running pytest's or this plugin's own
+            # work (making a report, say): not the test's doing.
+            stall.culprit = None
         if stall.culprit is not None:
             self._own.setdefault(stall.culprit, []).append(stall)
         for owner in in_flight:

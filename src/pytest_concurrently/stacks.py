@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import site
 import sys
+import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
@@ -43,6 +45,22 @@ _NOT_THE_USERS = tuple(
     for module in (asyncio, _pytest, pluggy, sys.modules[__package__ or __name__])
     if module.__file__ is not None
 )
+# The standard library, which holds the base interpreter's site-packages.
+_STDLIB = tuple(
+    {
+        os.path.join(os.path.realpath(sysconfig.get_paths()[name]), "")
+        for name in ("stdlib", "platstdlib")
+    }
+)
+_INSTALLED = tuple(
+    os.path.join(path, "") for path in {*site.getsitepackages(), site.getusersitepackages()}
+)
+
+
+def _is_the_users(filename: str) -> bool:
+    if filename.startswith(_NOT_THE_USERS) or filename.startswith("<"):
+        return False
+    return not filename.startswith(_STDLIB) or filename.startswith(_INSTALLED)
 
 
 def awaiting_places(task: asyncio.Task[Any]) -> list[Place]:
@@ -84,9 +102,9 @@ def _frame_of(awaitable: Any) -> FrameType | None:
 
 def users_place(places: Iterable[Place], rootpath: Path | None = None) -> Place | None:
     """The innermost of ``places`` (outermost first) in the user's code:
-    under ``rootpath`` if one is, else outside asyncio, pytest and this
-    plugin."""
-    theirs = [place for place in places if not place.filename.startswith(_NOT_THE_USERS)]
+    under ``rootpath`` if one is, else outside the standard library, pytest,
+    pluggy and this plugin; None when none is."""
+    theirs = [place for place in places if _is_the_users(place.filename)]
     if rootpath is not None:
         root = str(rootpath) + os.sep
         under_root = [place for place in theirs if place.filename.startswith(root)]
