@@ -122,3 +122,29 @@ def test_a_threshold_that_is_not_a_number_is_a_usage_error(pytester: pytest.Pyte
     result = pytester.runpytest("--concurrently-blocking-threshold=soon")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--concurrently-blocking-threshold must be a number*"])
+
+
+def test_a_test_timed_out_while_it_blocked_the_loop_says_where(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+import asyncio
+import time
+import pytest
+
+@pytest.mark.concurrent(timeout=0.2)
+async def test_blocks_past_its_limit():
+    time.sleep(0.6)
+    await asyncio.sleep(5)
+"""
+    )
+    result = pytester.runpytest("--concurrently-blocking-threshold=0.3")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E * Timeout: the test ran longer than its limit of 0.2 s (pytest-concurrently); "
+            "it blocked the event loop for 0.* s at test_a_test_timed_out*.py:7 in "
+            "test_blocks_past_its_limit"
+        ]
+    )

@@ -63,6 +63,18 @@ class StallLedger:
             self.watchdog.check()
         return self._owed.pop(owner, 0.0), self._own.pop(owner, [])
 
+    def latest(self, item: pytest.Item) -> str | None:
+        """Where and for how long ``item`` last blocked the loop, if it did
+        since its last report, in words that follow a sentence."""
+        if self.watchdog is not None:
+            self.watchdog.check()
+        own = self._own.get(item)
+        if not own:
+            return None
+        place = users_place(own[-1].places, self._rootpath)
+        where = f" at {describe(place, self._rootpath)}" if place is not None else ""
+        return f"it blocked the event loop for {own[-1].so_far():.2f} s{where}"
+
     def forget(self, owner: Hashable) -> None:
         """``owner`` has ended."""
         self._owed.pop(owner, None)

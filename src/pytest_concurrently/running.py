@@ -417,7 +417,12 @@ class ConcurrentSession:
         self._clean_context = contextvars.copy_context()
         if self._timeouts is None and (self._time_limits.any or self._pytest_timeouts is not None):
             deadlines = Deadlines(asyncio.get_running_loop())
-            self._timeouts = TestTimeouts(deadlines, self._time_limits, self._abandon_stuck)
+            self._timeouts = TestTimeouts(
+                deadlines,
+                self._time_limits,
+                self._abandon_stuck,
+                self._stalls.latest if self._stalls is not None else lambda item: None,
+            )
             if self._pytest_timeouts is not None:
                 self._pytest_timeouts.limits = self._timeouts
         if self._strays is not None:

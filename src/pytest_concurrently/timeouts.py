@@ -79,14 +79,24 @@ class TestTimeouts:
     :param deadlines: the timers.
     :param limits: the run's limits.
     :param on_stuck: what to do with a test that ignored its interruption.
+    :param blocked: where a test last blocked the loop, if it did: a test
+        stuck in synchronous code is timed out once that code returns, and
+        its failure then says where it was stuck.
     """
 
     __test__ = False  # not a test class, for pytest's collection of this package's tests
 
-    def __init__(self, deadlines: Deadlines, limits: RunLimits, on_stuck: Stuck) -> None:
+    def __init__(
+        self,
+        deadlines: Deadlines,
+        limits: RunLimits,
+        on_stuck: Stuck,
+        blocked: Callable[[pytest.Item], str | None] = lambda item: None,
+    ) -> None:
         self.deadlines = deadlines
         self._limits = limits
         self._on_stuck = on_stuck
+        self._blocked = blocked
         self._tests: dict[pytest.Item, _Limited] = {}
 
     def started(
@@ -151,6 +161,9 @@ class TestTimeouts:
         limited = self._tests.get(item)
         if limited is None:
             return
+        blocked = self._blocked(item)
+        if blocked is not None:
+            message = f"{message}; {blocked}"
         bridge.interrupt(limited.task, functools.partial(_failure, message))
         phase = limited.phase
         self.deadlines.arm(
