@@ -28,6 +28,7 @@ import gc
 import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 
 import pytest
 
@@ -256,6 +257,8 @@ class ConcurrentSession:
         # Tests interrupted by Ctrl-C or pytest.exit: pytest reports no
         # outcome for them, so the end-of-run line does not count them.
         self._uncounted: set[Ticket] = set()
+        # Where the first test in flight was at a Ctrl-C.
+        self._interrupted_at: TracebackType | None = None
 
     def run(self) -> None:
         """Run every item the policy admits, until all ran or the session stops."""
@@ -285,6 +288,10 @@ class ConcurrentSession:
                             # A third Ctrl-C, out of the loop itself.
                             if self._abandon_in_flight():
                                 self._loop.run(_gather_quietly(list(self._tasks.values())))
+                            if self._interrupted_at is not None:
+                                raise KeyboardInterrupt().with_traceback(
+                                    self._interrupted_at
+                                ) from None
                             raise
                         finally:
                             self._loop.on_second_interrupt = None
@@ -629,11 +636,18 @@ class ConcurrentSession:
         """At Ctrl-C, note for the summary which tests were in flight and
         where each was."""
         rootpath = self._session.config.rootpath
-        for ticket, task in self._tasks.items():
-            place = stacks.users_place(stacks.awaiting_places(task), rootpath)
+        for ticket, task in sorted(self._tasks.items(), key=lambda entry: entry[0].index):
+            frames = stacks.awaiting_frames(task)
+            places = [stacks.Place.of(frame) for frame in frames]
+            place = stacks.users_place(places, rootpath)
             where = stacks.describe(place, rootpath) if place is not None else "(unknown)"
             if ticket not in self._cancellable:
                 where += " (tearing down)"
+            elif place is not None and self._interrupted_at is None:
+                # pytest names the line a KeyboardInterrupt came from: the
+                # first test's await rather than the runner's code.
+                frame = frames[places.index(place)]
+                self._interrupted_at = stacks.traceback_at(frame, place.lineno)
             self._stats.interrupted.append((self._items[ticket.index].nodeid, where))
 
     def _stop_if_told(self, but: Ticket | None = None) -> None:

@@ -18,13 +18,21 @@ import sys
 import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any, NamedTuple
 
 import _pytest
 import pluggy
 
-__all__ = ["Place", "awaiting_places", "describe", "thread_places", "users_place"]
+__all__ = [
+    "Place",
+    "awaiting_frames",
+    "awaiting_places",
+    "describe",
+    "thread_places",
+    "traceback_at",
+    "users_place",
+]
 
 
 class Place(NamedTuple):
@@ -63,21 +71,26 @@ def _is_the_users(filename: str) -> bool:
     return not filename.startswith(_STDLIB) or filename.startswith(_INSTALLED)
 
 
-def awaiting_places(task: asyncio.Task[Any]) -> list[Place]:
-    """Where each await in ``task``'s chain of awaits is, outermost first."""
-    places: list[Place] = []
+def awaiting_frames(task: asyncio.Task[Any]) -> list[FrameType]:
+    """The frames of ``task``'s chain of awaits, outermost first."""
+    frames: list[FrameType] = []
     awaitable: Any = task.get_coro()
     while awaitable is not None:
         frame = _frame_of(awaitable)
         if frame is None:
             break
-        places.append(Place.of(frame))
+        frames.append(frame)
         awaitable = (
             getattr(awaitable, "cr_await", None)
             or getattr(awaitable, "gi_yieldfrom", None)
             or getattr(awaitable, "ag_await", None)
         )
-    return places
+    return frames
+
+
+def awaiting_places(task: asyncio.Task[Any]) -> list[Place]:
+    """Where each await in ``task``'s chain of awaits is, outermost first."""
+    return [Place.of(frame) for frame in awaiting_frames(task)]
 
 
 def thread_places(thread_id: int) -> list[Place]:
@@ -122,3 +135,10 @@ def describe(place: Place, rootpath: Path | None = None) -> str:
         if filename.startswith(root):
             filename = filename[len(root) :]
     return f"{filename}:{place.lineno} in {place.function}"
+
+
+def traceback_at(frame: FrameType, lineno: int) -> TracebackType:
+    """A traceback of one entry, ``frame`` at ``lineno``: an exception
+    raised with it (``raise exc.with_traceback(tb)``) shows that line as the
+    place it came from."""
+    return TracebackType(None, frame, frame.f_lasti, lineno)
