@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from conftest import intervals, read_events
 
@@ -305,3 +307,34 @@ async def test_patient(slow_to_make):
     result.stdout.fnmatch_lines(["E * Timeout: the test ran longer than its limit of 0.1 s *"])
     events = read_events(pytester)
     assert [event.what for event in events if event.name == "made"] == ["start", "end"]
+
+
+def test_a_hung_shared_teardown_fails_its_last_user_and_does_not_hang_the_session(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nconcurrently_teardown_timeout = 0.3\n")
+    pytester.makepyfile(
+        """
+import asyncio
+import pytest
+
+pytestmark = pytest.mark.concurrent
+
+@pytest.fixture(scope="module")
+async def shared():
+    yield
+    await asyncio.Event().wait()
+
+async def test_a(shared):
+    await asyncio.sleep(0.1)
+
+async def test_b(shared):
+    await asyncio.sleep(0.2)
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, errors=1)
+    lines = ["E * Timeout: the teardown ran longer than its limit of 0.3 s (pytest-concurrently)"]
+    if sys.version_info >= (3, 11):
+        lines.append("E * (while waiting for the owner of fixture 'shared' of *.py)")
+    result.stdout.fnmatch_lines(lines)

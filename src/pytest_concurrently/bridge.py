@@ -257,8 +257,12 @@ def _as_thrown(exc: BaseException) -> tuple[type[BaseException], BaseException, 
             if isinstance(interrupt, KeyboardInterrupt):
                 interrupt.__context__ = exc
                 return KeyboardInterrupt, interrupt, None
-            # Raised where the task was waiting when it was interrupted.
+            # Raised where the task was waiting when it was interrupted, with
+            # what the code it was waiting in noted on the way out.
             interrupt.__suppress_context__ = True
+            if sys.version_info >= (3, 11):
+                for note in getattr(exc, "__notes__", ()):
+                    interrupt.add_note(note)
             return type(interrupt), interrupt, exc.__traceback__
     return type(exc), exc, exc.__traceback__
 

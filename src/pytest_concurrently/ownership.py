@@ -87,7 +87,13 @@ class OwnerTask:
         done.add_done_callback(_consume_exception)
         carried = [(variable, variable.get(None)) for variable in _ATTRIBUTION]
         self._jobs.put_nowait((function, args, carried, done))
-        return await asyncio.shield(done)
+        try:
+            return await asyncio.shield(done)
+        except BaseException as exc:
+            if not done.done() and hasattr(exc, "add_note"):
+                # Interrupted while waiting (a time limit): say for whom.
+                exc.add_note(f"(while waiting for the {self._name.partition(': ')[2]})")
+            raise
 
     def close(self) -> None:
         """Take no more jobs; the task ends after the jobs already given."""
