@@ -62,7 +62,8 @@ def test_blocking_fails_the_test_in_error_mode(pytester: pytest.Pytester) -> Non
         [
             "BlockedLoopWarning: *::test_blocks blocked the event loop for 0.* s at *:9 in "
             "test_blocks*",
-            "FAILED *::test_blocks - BlockedLo*",
+            # pytest before 8.4 shows no message for a report's text failure.
+            "FAILED *::test_blocks*",
         ]
     )
 
