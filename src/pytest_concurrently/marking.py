@@ -20,6 +20,7 @@ from .resources import (
 __all__ = [
     "CONCURRENT_MARKER",
     "ISOLATED_MARKER",
+    "ISOLATING_FIXTURES",
     "Mode",
     "TestPlan",
     "plan_test",
@@ -34,9 +35,19 @@ PROCESS_WIDE_FIXTURES = {
     "capsys": "replaces sys.stdout and sys.stderr for the whole process",
     "capsysbinary": "replaces sys.stdout and sys.stderr for the whole process",
     "capteesys": "replaces sys.stdout and sys.stderr for the whole process",
-    "capfd": "redirects the process's file descriptors 1 and 2",
-    "capfdbinary": "redirects the process's file descriptors 1 and 2",
     "recwarn": "records warnings through the process-wide warnings module",
+}
+
+#: The default of ``concurrently_isolated_fixtures``: fixtures whose changes
+#: every test in flight would see, which make a test run alone.
+ISOLATING_FIXTURES = ("monkeypatch", "mocker", "capfd", "capfdbinary")
+
+#: Fixtures that make a test run alone whatever that option says: what they
+#: capture cannot be told apart per test.
+_ALWAYS_ISOLATING = {
+    "capfd": "captures the process's file descriptors 1 and 2, which cannot be told apart per test",
+    "capfdbinary": "captures the process's file descriptors 1 and 2, which cannot be told "
+    "apart per test",
 }
 
 
@@ -61,8 +72,9 @@ class TestPlan:
     :param is_async: it is an ``async def`` test function.
     :param taken_from: the plugin it was written for, when this plugin runs
         it instead (see :mod:`._plugin_adapters`).
-    :param alone_because: why a test written for another plugin stays with
-        it and runs alone, in words for the user.
+    :param alone_because: why an async test that would be concurrent runs
+        alone instead (a test written for another plugin stays with it; a
+        test uses a fixture that isolates it), in words for the user.
     :param interleaved: a sync test that runs between concurrent tests: it
         is admitted like them, and while its code runs, nothing else does.
     :param resources: the resources its markers say it holds, every
@@ -98,15 +110,23 @@ class MarkerError(Exception):
         self.problems = problems
 
 
-def plan_test(item: pytest.Item, mode: Mode, *, interleave_sync: bool = False) -> TestPlan:
+def plan_test(
+    item: pytest.Item,
+    mode: Mode,
+    *,
+    interleave_sync: bool = False,
+    isolating: frozenset[str] = frozenset(ISOLATING_FIXTURES),
+) -> TestPlan:
     """Decide how ``item`` runs under ``mode``.
 
     :param interleave_sync: in auto mode, let a plain sync test function run
         between concurrent tests instead of alone (see docs/semantics.md).
+    :param isolating: fixture names that make a test run alone
+        (``concurrently_isolated_fixtures``).
     :raises MarkerError: for a misused ``concurrent``, ``isolated`` or
         ``resource`` marker.
     """
-    plan = _plan_running(item, mode, interleave_sync)
+    plan = _plan_running(item, mode, interleave_sync, isolating)
     resources = _resource_needs(item)
     concurrent_mark = item.get_closest_marker(CONCURRENT_MARKER) if plan.concurrent else None
     group = timeout = None
@@ -141,7 +161,9 @@ def _resource_needs(item: pytest.Item) -> tuple[ResourceNeed, ...]:
     return tuple(needs)
 
 
-def _plan_running(item: pytest.Item, mode: Mode, interleave_sync: bool) -> TestPlan:
+def _plan_running(
+    item: pytest.Item, mode: Mode, interleave_sync: bool, isolating: frozenset[str]
+) -> TestPlan:
     closest = _closest_marks(item)
     concurrent_mark = closest.get(CONCURRENT_MARKER)
     isolated_mark = closest.get(ISOLATED_MARKER)
@@ -165,11 +187,16 @@ def _plan_running(item: pytest.Item, mode: Mode, interleave_sync: bool) -> TestP
     if not wanted or isolated_mark is not None:
         return TestPlan(concurrent=False, owner=owner, is_async=True)
     problems = _why_not_concurrent(item, closest)
+    isolated_by = _isolating_fixture(item, isolating)
     if claim is None:
         if problems:
             raise MarkerError(item.nodeid, problems)
+        if isolated_by is not None:
+            return TestPlan(concurrent=False, is_async=True, alone_because=isolated_by)
         return TestPlan(concurrent=True, is_async=True)
     reason = claim.alone_because or (problems[0][0] if problems else None)
+    if reason is None and isolated_by is not None:
+        return TestPlan(concurrent=False, owner=owner, is_async=True, alone_because=isolated_by)
     if reason is None:
         return TestPlan(concurrent=True, is_async=True, taken_from=claim.owner)
     if concurrent_mark is not None and (mode is Mode.MARKED or CONCURRENT_MARKER in own_names):
@@ -220,6 +247,21 @@ def _check_markers(
             "'async def' function"
         )
         raise MarkerError(item.nodeid, [(cause, "remove the marker or make the test async")])
+
+
+def _isolating_fixture(item: pytest.Item, isolating: frozenset[str]) -> str | None:
+    """Why ``item`` runs alone because of a fixture it uses, in words; None
+    when no fixture it uses makes it."""
+    for name in item.fixturenames:  # type: ignore[attr-defined]
+        always = _ALWAYS_ISOLATING.get(name)
+        if always is not None:
+            return f"it uses {name}, which {always}"
+        if name in isolating:
+            return (
+                f"it uses {name}, whose changes every test in flight would see "
+                "(concurrently_isolated_fixtures)"
+            )
+    return None
 
 
 def _why_not_concurrent(

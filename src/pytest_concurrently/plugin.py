@@ -15,6 +15,7 @@ from .loop import EventLoopHost
 from .marking import (
     CONCURRENT_MARKER,
     ISOLATED_MARKER,
+    ISOLATING_FIXTURES,
     MarkerError,
     Mode,
     TestPlan,
@@ -183,6 +184,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="2",
     )
     parser.addini(
+        "concurrently_isolated_fixtures",
+        "fixtures that make a test that uses them run alone, since every test in flight "
+        "would see what they change.",
+        type="args",
+        default=list(ISOLATING_FIXTURES),
+    )
+    parser.addini(
         "concurrently_resources",
         "limits of named resources, as name:N entries (browser:4 payments:1).",
         type="linelist",
@@ -329,10 +337,11 @@ def pytest_collection_modifyitems(
     state = config.stash[_state_key]
     problems = []
     interleave_sync = state.sync_tests == "interleave" and not hasattr(config, "workerinput")
+    isolating = frozenset(config.getini("concurrently_isolated_fixtures"))
     plans = []
     for item in items:
         try:
-            plan = plan_test(item, state.mode, interleave_sync=interleave_sync)
+            plan = plan_test(item, state.mode, interleave_sync=interleave_sync, isolating=isolating)
         except MarkerError as error:
             problems.append(error)
             continue
@@ -341,7 +350,8 @@ def pytest_collection_modifyitems(
         if plan.taken_from is not None:
             plugin_adapters.take_over(item, plan.taken_from)
         elif plan.alone_because is not None:
-            state.alone_under[item.nodeid] = f"alone under {plan.owner}: {plan.alone_because}"
+            under = f" under {plan.owner}" if plan.owner is not None else ""
+            state.alone_under[item.nodeid] = f"alone{under}: {plan.alone_because}"
     if problems:
         raise pytest.UsageError(_grouped_by_cause(problems))
     try:
@@ -486,11 +496,15 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             state.own_sync_fixtures = False
         return True
     state.stats = RunStats()
-    for plan in plans if state.mode is Mode.AUTO else ():
-        if plan.owner is not None and not plan.concurrent:
+    alone = state.stats.alone_under_other_plugins
+    for plan in plans:
+        if plan.concurrent or not plan.is_async:
+            continue
+        if plan.owner is not None and state.mode is Mode.AUTO:
             key = (plan.owner, plan.alone_because or "it is marked isolated")
-            alone = state.stats.alone_under_other_plugins
             alone[key] = alone.get(key, 0) + 1
+        elif plan.owner is None and plan.alone_because is not None:
+            alone[("", plan.alone_because)] = alone.get(("", plan.alone_because), 0) + 1
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         # Tests of several files are in flight at once, so progress dots
@@ -524,15 +538,17 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
 
 def _why_nothing_is_concurrent(plans: list[TestPlan]) -> str:
-    ours = sum(1 for plan in plans if plan.is_async and plan.owner is None)
+    ours = sum(
+        1 for plan in plans if plan.is_async and plan.owner is None and not plan.alone_because
+    )
     others: dict[tuple[str, str], int] = {}
     for plan in plans:
-        if plan.owner is not None:
-            key = (plan.owner, plan.alone_because or "it is marked isolated")
+        if plan.owner is not None or plan.alone_because:
+            key = (plan.owner or "", plan.alone_because or "it is marked isolated")
             others[key] = others.get(key, 0) + 1
     reasons = [
-        f"{count:,} async {'test runs' if count == 1 else 'tests run'} alone under "
-        f"{owner} ({reason})"
+        f"{count:,} async {'test runs' if count == 1 else 'tests run'} alone"
+        f"{f' under {owner}' if owner else ''} ({reason})"
         for (owner, reason), count in sorted(others.items())
     ]
     if ours:

@@ -20,7 +20,8 @@ class RunStats:
     tests: int = 0
     test_seconds: float = 0.0
     peak_in_flight: int = 0
-    #: (plugin, reason) -> how many async tests ran alone under that plugin.
+    #: (plugin, reason) -> how many async tests ran alone under that plugin
+    #: (or, with the plugin "", under this one) for that reason.
     alone_under_other_plugins: dict[tuple[str, str], int] = field(default_factory=dict)
     #: node id -> seconds the test waited for other tests (to start, or for
     #: a lock while it ran), and for what, in words.
@@ -106,5 +107,6 @@ class RunStats:
         if self.stalled_seconds >= 0.05:
             line += f"; tests blocked the loop for {self.stalled_seconds:,.1f} s"
         for (owner, reason), count in sorted(self.alone_under_other_plugins.items()):
-            line += f"; {count:,} ran alone under {owner} ({reason})"
+            under = f" under {owner}" if owner else ""
+            line += f"; {count:,} ran alone{under} ({reason})"
         return line
