@@ -468,6 +468,17 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
         loop.idle_context = saved
 
 
+@pytest.fixture
+def monkeypatch() -> Generator[pytest.MonkeyPatch, None, None]:
+    """pytest's ``monkeypatch``, whose patches come off in any order: when
+    tests in flight patch the same target, each undo takes out that test's
+    own patch, and after the last one the target is as it was before the
+    first (see ``docs/semantics.md``)."""
+    patcher = adapter.LayeredMonkeyPatch()
+    yield patcher
+    patcher.undo()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
     """Take over the test loop when some selected test is concurrent, or

@@ -46,6 +46,7 @@ from .fixtures import SubRequest as SubRequest
 from .fixtures import fixture_functions as fixture_functions
 from .fixtures import requesting_item as requesting_item
 from .fixtures import update_main_context as update_main_context
+from .layered_patches import LayeredMonkeyPatch as LayeredMonkeyPatch
 from .lives import AdmissionNeeds as AdmissionNeeds
 from .lives import plan_admission as plan_admission
 from .owners import is_shared_request as is_shared_request
@@ -64,6 +65,7 @@ __all__ = [
     "ConcurrentSetupState",
     "FixtureDef",
     "FixtureInstances",
+    "LayeredMonkeyPatch",
     "SubRequest",
     "call_async_test",
     "fixture_functions",
