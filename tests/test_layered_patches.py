@@ -49,7 +49,8 @@ async def test_patches(witness, monkeypatch, tmp_path, name, start, end):
     monkeypatch.syspath_prepend(str(tmp_path))
     record(name, "patched")
     await asyncio.sleep(end - start)
-    record(name, "end", seen=[colorsys.rgb_to_hsv(0, 0, 0), os.environ["LAYERED_PATCH"], TABLE["key"]])
+    seen = [colorsys.rgb_to_hsv(0, 0, 0), os.environ["LAYERED_PATCH"], TABLE["key"]]
+    record(name, "end", seen=seen)
 
 @pytest.mark.isolated
 async def test_zz_everything_is_back():
