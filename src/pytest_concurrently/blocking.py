@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .stacks import describe, users_place
+from .stacks import describe, located, users_place
 from .watchdog import LoopWatchdog, Stall
 
 __all__ = ["BlockedLoopWarning", "StallLedger", "current", "install"]
@@ -71,8 +71,7 @@ class StallLedger:
         own = self._own.get(item)
         if not own:
             return None
-        place = users_place(own[-1].places, self._rootpath)
-        where = f" at {describe(place, self._rootpath)}" if place is not None else ""
+        where = located(own[-1].places, self._rootpath)
         return f"it blocked the event loop for {own[-1].so_far():.2f} s{where}"
 
     def forget(self, owner: Hashable) -> None:

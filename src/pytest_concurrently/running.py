@@ -590,8 +590,7 @@ class ConcurrentSession:
         del self._item_of_task[task]
         self._abandoned.add(ticket)
         self._cancellable.discard(ticket)
-        place = stacks.users_place(stacks.awaiting_places(task), item.config.rootpath)
-        where = f" at {stacks.describe(place, item.config.rootpath)}" if place else ""
+        where = stacks.located(stacks.awaiting_places(task), item.config.rootpath)
         bridge.abandon(task)
         grace = self._time_limits.grace
         message = (

@@ -29,6 +29,7 @@ __all__ = [
     "awaiting_frames",
     "awaiting_places",
     "describe",
+    "located",
     "thread_places",
     "traceback_at",
     "users_place",
@@ -142,3 +143,11 @@ def traceback_at(frame: FrameType, lineno: int) -> TracebackType:
     raised with it (``raise exc.with_traceback(tb)``) shows that line as the
     place it came from."""
     return TracebackType(None, frame, frame.f_lasti, lineno)
+
+
+def located(places: Iterable[Place], rootpath: Path | None = None) -> str:
+    """`` at path:line in function`` for the user's place among ``places``
+    (see :func:`users_place`), or an empty string when none is theirs: the
+    end of a sentence that names the place when it can."""
+    place = users_place(places, rootpath)
+    return f" at {describe(place, rootpath)}" if place is not None else ""

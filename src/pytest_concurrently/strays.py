@@ -21,7 +21,7 @@ import pytest
 
 from . import bridge
 from .current import task_owner
-from .stacks import awaiting_places, describe, users_place
+from .stacks import awaiting_places, located
 
 __all__ = ["StrayTaskWarning", "StrayTasks", "current", "install"]
 
@@ -114,9 +114,7 @@ class StrayTasks:
     def _name(self, task: asyncio.Task[Any]) -> str:
         coro = task.get_coro()
         name = getattr(coro, "__qualname__", None) or repr(coro)
-        place = users_place(awaiting_places(task), self._rootpath)
-        where = f" at {describe(place, self._rootpath)}" if place is not None else ""
-        return f"{name}(){where}"
+        return f"{name}(){located(awaiting_places(task), self._rootpath)}"
 
 
 _current: StrayTasks | None = None
