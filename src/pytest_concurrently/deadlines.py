@@ -87,10 +87,6 @@ class Deadlines:
             self._paused.discard(owner)
         return found
 
-    def armed(self, owner: Hashable, kind: Hashable) -> bool:
-        """Whether ``owner`` has a timer of ``kind``, running or paused."""
-        return kind in self._timers.get(owner, {})
-
     def pause(self, owner: Hashable) -> None:
         """Stop ``owner``'s timers, keeping the time each has left."""
         if owner in self._paused:
