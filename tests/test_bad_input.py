@@ -97,19 +97,6 @@ def test_bad_ini_values(pytester: pytest.Pytester) -> None:
             "@pytest.mark.concurrent\n@pytest.mark.isolated\nasync def test_both(): pass",
             "*test_both: is marked both concurrent and isolated; keep one of the two*",
         ),
-        (
-            "@pytest.mark.concurrent\nasync def test_capsys(capsys): pass",
-            "*test_capsys: uses the capsys fixture*mark the test @pytest.mark.isolated*",
-        ),
-        (
-            "@pytest.mark.concurrent\nasync def test_recwarn(recwarn): pass",
-            "*test_recwarn: uses the recwarn fixture*mark the test @pytest.mark.isolated*",
-        ),
-        (
-            "@pytest.mark.concurrent\n@pytest.mark.filterwarnings('ignore')\n"
-            "async def test_filters(): pass",
-            "*test_filters: has a filterwarnings marker*'filterwarnings' ini option*",
-        ),
     ],
 )
 def test_misused_markers(pytester: pytest.Pytester, source: str, message: str) -> None:
@@ -131,25 +118,6 @@ def test_module_marker_on_sync_tests_is_fine(pytester: pytest.Pytester) -> None:
             pass
 
         async def test_async():
-            pass
-        """
-    )
-    pytester.runpytest().assert_outcomes(passed=2)
-
-
-def test_isolated_test_may_use_capsys(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
-        import pytest
-
-        pytestmark = pytest.mark.concurrent
-
-        @pytest.mark.isolated
-        async def test_capsys(capsys):
-            print("hello")
-            assert capsys.readouterr().out == "hello\\n"
-
-        async def test_other():
             pass
         """
     )
@@ -211,23 +179,27 @@ def test_every_misused_test_is_named_in_one_run_grouped_by_cause(
         test_a="""
         import pytest
 
-        pytestmark = pytest.mark.concurrent
-
-        async def test_prints(capsys):
+        @pytest.mark.concurrent
+        def test_sync():
             pass
 
-        async def test_prints_and_filters(capsys, recwarn):
+        @pytest.mark.concurrent
+        def test_sync_too():
             pass
 
-        @pytest.mark.filterwarnings("ignore")
-        async def test_filters():
+        @pytest.mark.isolated("why")
+        async def test_isolated():
             pass
         """,
         test_b="""
         import pytest
 
         @pytest.mark.concurrent
-        async def test_prints_too(capsys):
+        def test_sync_again():
+            pass
+
+        @pytest.mark.concurrent(group=1)
+        async def test_group():
             pass
         """,
     )
@@ -236,11 +208,11 @@ def test_every_misused_test_is_named_in_one_run_grouped_by_cause(
     result.stderr.fnmatch_lines(
         [
             "*pytest-concurrently:",
-            "  3 tests: uses the capsys fixture, *; mark the test @pytest.mark.isolated*:",
-            "    test_a.py::test_prints",
-            "    test_a.py::test_prints_and_filters",
-            "    test_b.py::test_prints_too",
-            "  test_a.py::test_prints_and_filters: uses the recwarn fixture*",
-            "  test_a.py::test_filters: has a filterwarnings marker*",
+            "  3 tests: @pytest.mark.concurrent applies to async tests*; remove the marker*:",
+            "    test_a.py::test_sync",
+            "    test_a.py::test_sync_too",
+            "    test_b.py::test_sync_again",
+            "  test_a.py::test_isolated: @pytest.mark.isolated takes no arguments*",
+            "  test_b.py::test_group: @pytest.mark.concurrent(group=...) needs a non-empty string*",
         ]
     )

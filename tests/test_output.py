@@ -232,3 +232,39 @@ def test_caplog_levels_of_tests_in_flight_are_layered(pytester: pytest.Pytester)
     )
     for mode in ("off", "auto"):
         pytester.runpytest(f"--concurrently-mode={mode}").assert_outcomes(passed=5)
+
+
+def test_child_process_output_goes_to_the_terminal(pytester: pytest.Pytester) -> None:
+    """A child process that inherits stdout writes to file descriptor 1,
+    which concurrent tests share: as documented, its output is not any
+    test's and reaches the terminal."""
+    pytester.makepyfile(
+        """
+        import asyncio
+        import subprocess
+        import sys
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        async def test_runs_a_child():
+            print("own-output")
+            subprocess.run([sys.executable, "-c", "print('child-output')"], check=True)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "print('async-child-output')"
+            )
+            await process.wait()
+            assert 0
+
+        async def test_neighbour():
+            await asyncio.sleep(0.1)
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    output = result.stdout.str()
+    section = output[output.index("Captured stdout call") :]
+    assert "own-output" in section
+    assert "child-output" not in section
+    assert "child-output" in output[: output.index("FAILURES")]
+    assert "async-child-output" in output[: output.index("FAILURES")]

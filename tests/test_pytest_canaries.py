@@ -889,14 +889,113 @@ def test_unittest_test_cases_are_test_case_functions(pytester: pytest.Pytester) 
     assert issubclass(UnittestTestCaseFunction, pytest.Function)
 
 
-def test_terminal_reporter_showfspath_can_be_turned_off(pytester: pytest.Pytester) -> None:
-    # Progress dots of overlapping tests cannot sit on their file's line.
-    reporter = pytester.parseconfigure("-s").pluginmanager.get_plugin("terminalreporter")
-    # pytest 8.2 does not export pytest.TerminalReporter.
-    assert isinstance(reporter, TerminalReporter)
-    assert reporter.showfspath is True
-    reporter.showfspath = False
-    assert reporter.showfspath is False
+def test_terminal_reporter_logstart_writes_only_through_two_methods(
+    pytester: pytest.Pytester,
+) -> None:
+    # The terminal lines of concurrent tests silence logstart by shadowing
+    # these two methods, and read currentfspath to place progress letters.
+    for option in ("-v", "-q"):
+        reporter = pytester.parseconfigure(option).pluginmanager.get_plugin("terminalreporter")
+        # pytest 8.2 does not export pytest.TerminalReporter.
+        assert isinstance(reporter, TerminalReporter)
+        written: list[str] = []
+
+        def write(text: str, written: list[str] = written, **markup: bool) -> None:
+            written.append(text)
+
+        reporter._tw.write = write  # type: ignore[method-assign,assignment]
+        reporter.__dict__["write_ensure_prefix"] = lambda *args, **kwargs: None
+        reporter.__dict__["write_fspath_result"] = lambda *args, **kwargs: None
+        reporter.pytest_runtest_logstart(nodeid="test_a.py::test_x", location=("test_a.py", 0, "x"))
+        assert written == []
+        assert hasattr(reporter, "currentfspath")
+        assert isinstance(reporter.showlongtestinfo, bool)
+        assert isinstance(reporter.showfspath, bool)
+
+
+def test_live_log_handler_writes_to_the_terminal_reporter(pytester: pytest.Pytester) -> None:
+    # With --log-cli-level, concurrent tests' live records are tagged by
+    # replacing this handler's emit.
+    from _pytest.logging import _LiveLoggingStreamHandler
+
+    config = pytester.parseconfigure("--log-cli-level=INFO")
+    plugin = config.pluginmanager.get_plugin("logging-plugin")
+    assert isinstance(plugin, LoggingPlugin)
+    assert isinstance(plugin.log_cli_handler, _LiveLoggingStreamHandler)
+    assert plugin.log_cli_handler.stream is config.pluginmanager.get_plugin("terminalreporter")
+
+
+def test_capture_fixtures_go_through_these_capture_manager_methods(
+    pytester: pytest.Pytester,
+) -> None:
+    # For a concurrent test, the runner shadows set_fixture, unset_fixture
+    # and global_and_fixture_disabled, and swaps the fixture's captureclass.
+    from _pytest.capture import CaptureFixture, SysCapture, SysCaptureBinary
+
+    for name in ("set_fixture", "unset_fixture", "global_and_fixture_disabled"):
+        assert callable(getattr(CaptureManager, name))
+    assert {"_start", "close", "readouterr", "disabled"} <= set(vars(CaptureFixture))
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def seen(request):
+            capman = request.config.pluginmanager.getplugin("capturemanager")
+            return capman
+        """
+    )
+    pytester.makepyfile(
+        """
+        from _pytest.capture import SysCapture, SysCaptureBinary
+
+        def test_sys(capsys, seen):
+            assert seen._capture_fixture is capsys
+            assert capsys.captureclass is SysCapture
+
+        def test_binary(capsysbinary, seen):
+            assert capsysbinary.captureclass is SysCaptureBinary
+        """
+    )
+    pytester.runpytest("-p", "no:concurrently").assert_outcomes(passed=2)
+    assert not issubclass(SysCaptureBinary, SysCapture)
+
+
+def test_warnings_recorder_is_a_catch_warnings_block_with_these_attributes(
+    pytester: pytest.Pytester,
+) -> None:
+    # For a concurrent test, the runner replaces WarningsRecorder's
+    # __enter__ and __exit__, setting _entered and _list as pytest's do; the
+    # recwarn fixture adds the "default" filter inside its block.
+    from _pytest.config import parse_warning_filter
+    from _pytest.recwarn import WarningsRecorder
+
+    assert issubclass(WarningsRecorder, warnings.catch_warnings)
+    assert {"__enter__", "__exit__"} <= set(vars(WarningsRecorder))
+    recorder = WarningsRecorder(_ispytest=True)
+    with recorder:
+        assert recorder._entered
+        assert recorder._list is recorder.list
+        warnings.warn("x", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in recorder._list] == ["x"]
+    assert parse_warning_filter("error::UserWarning", escape=False) == (
+        "error",
+        "",
+        UserWarning,
+        "",
+        0,
+    )
+    pytester.makepyfile(
+        """
+        import warnings
+
+        def test_recwarn_shows_once_per_place(recwarn):
+            for _ in range(2):
+                warnings.warn("once", UserWarning)
+            assert len(recwarn) == 1
+        """
+    )
+    pytester.runpytest("-p", "no:concurrently").assert_outcomes(passed=1)
 
 
 def test_caplog_fixture_keeps_its_levels_in_these_attributes(pytester: pytest.Pytester) -> None:

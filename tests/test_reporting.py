@@ -295,27 +295,6 @@ def test_end_of_run_line(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_progress_shows_dots_without_file_names(pytester: pytest.Pytester) -> None:
-    for module in ("test_one", "test_two"):
-        pytester.makepyfile(
-            **{
-                module: """
-                import asyncio
-                import pytest
-
-                @pytest.mark.concurrent
-                @pytest.mark.parametrize("n", range(3))
-                async def test_it(n):
-                    await asyncio.sleep(0.05)
-                """
-            }
-        )
-    result = pytester.runpytest()
-    result.assert_outcomes(passed=6)
-    result.stdout.re_match_lines([r"^\.{6} +\[100%\]$"])
-    result.stdout.no_fnmatch_line("test_one.py*")
-
-
 def test_an_error_outside_any_test_phase_ends_the_session_loudly(
     pytester: pytest.Pytester,
 ) -> None:

@@ -47,7 +47,7 @@ def test_the_first_failure_interrupts_the_tests_in_flight(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     outcomes = result.parseoutcomes()
     assert outcomes == {"failed": 1, "interrupted": 3}
-    result.stdout.fnmatch_lines(["F!!!", "*! stopping after 1 failures !*"])
+    result.stdout.fnmatch_lines(["*.py F!!!", "*! stopping after 1 failures !*"])
     # Every test that started was torn down; the next one never started.
     events = read_events(pytester)
     torn_down = {e.name for e in events if e.what == "teardown"}

@@ -11,6 +11,7 @@ from .blocking import BlockedLoopWarning as BlockedLoopWarning
 from .locking import DeadlockError as DeadlockError
 from .locking import lock as lock
 from .marking import Mode as Mode
+from .process_state import SharedStateWarning as SharedStateWarning
 from .resources import resource as resource
 from .strays import StrayTaskWarning as StrayTaskWarning
 
@@ -22,6 +23,7 @@ __all__ = [
     "BlockedLoopWarning",
     "DeadlockError",
     "Mode",
+    "SharedStateWarning",
     "StrayTaskWarning",
     "__version__",
     "lock",

@@ -29,15 +29,6 @@ __all__ = [
 CONCURRENT_MARKER = "concurrent"
 ISOLATED_MARKER = "isolated"
 
-#: Fixtures that swap process-wide state for the length of a test, which two
-#: tests in flight at once would swap under each other.
-PROCESS_WIDE_FIXTURES = {
-    "capsys": "replaces sys.stdout and sys.stderr for the whole process",
-    "capsysbinary": "replaces sys.stdout and sys.stderr for the whole process",
-    "capteesys": "replaces sys.stdout and sys.stderr for the whole process",
-    "recwarn": "records warnings through the process-wide warnings module",
-}
-
 #: The default of ``concurrently_isolated_fixtures``: fixtures whose changes
 #: every test in flight would see, which make a test run alone.
 ISOLATING_FIXTURES = ("monkeypatch", "mocker", "capfd", "capfdbinary")
@@ -178,7 +169,9 @@ def _plan_running(
             and mode is Mode.AUTO
             and isolated_mark is None
             and is_plain_test_function(item)
-            and not _why_not_concurrent(item, closest)
+            and not _why_not_concurrent(item)
+            # In flight beside async tests, its patches would be seen by them.
+            and _isolating_fixture(item, isolating) is None
         )
         return TestPlan(concurrent=interleaves, interleaved=interleaves)
     claim = plugin_adapters.claim(item)
@@ -186,7 +179,7 @@ def _plan_running(
     wanted = mode is Mode.AUTO or (mode is Mode.MARKED and concurrent_mark is not None)
     if not wanted or isolated_mark is not None:
         return TestPlan(concurrent=False, owner=owner, is_async=True)
-    problems = _why_not_concurrent(item, closest)
+    problems = _why_not_concurrent(item)
     isolated_by = _isolating_fixture(item, isolating)
     if claim is None:
         if problems:
@@ -264,38 +257,16 @@ def _isolating_fixture(item: pytest.Item, isolating: frozenset[str]) -> str | No
     return None
 
 
-def _why_not_concurrent(
-    item: pytest.Item, closest: dict[str, pytest.Mark]
-) -> list[tuple[str, str]]:
+def _why_not_concurrent(item: pytest.Item) -> list[tuple[str, str]]:
     """Everything in a test that keeps it from sharing the process with
     other tests in flight, each with its fix, in words for the user."""
     problems = []
-    for name in item.fixturenames:  # type: ignore[attr-defined]
-        reason = PROCESS_WIDE_FIXTURES.get(name)
-        if reason is not None:
-            problems.append(
-                (
-                    f"uses the {name} fixture, which {reason}, so it cannot share the "
-                    "process with other tests in flight",
-                    "mark the test @pytest.mark.isolated (it then runs alone) or capture "
-                    "output another way",
-                )
-            )
     for name, function in fixture_functions(item):
         problem = plugin_adapters.fixture_problem(function)
         if problem is not None:
             problems.append(
                 (f"uses the fixture {name}, {problem}", "define it with @pytest.fixture instead")
             )
-    if "filterwarnings" in closest:
-        problems.append(
-            (
-                "has a filterwarnings marker, but warning filters are process-wide and "
-                "would apply to every test in flight",
-                "mark the test @pytest.mark.isolated, or move the filter to the "
-                "'filterwarnings' ini option",
-            )
-        )
     return problems
 
 
@@ -316,7 +287,7 @@ def is_hypothesis_test(item: pytest.Item) -> bool:
 
 
 #: The markers a plan looks at; the closest of each is found in one pass.
-_PLANNING_MARKERS = frozenset({CONCURRENT_MARKER, ISOLATED_MARKER, "filterwarnings"})
+_PLANNING_MARKERS = frozenset({CONCURRENT_MARKER, ISOLATED_MARKER})
 
 
 def _closest_marks(item: pytest.Item) -> dict[str, pytest.Mark]:

@@ -39,6 +39,16 @@ from .running import (
 from .stats import RunStats
 from .timeouts import RunLimits
 
+try:
+    from ._pytest_adapter import layered_mocks
+except ModuleNotFoundError as error:
+    # The plugin works without pytest-mock: then there is no mocker to layer.
+    if error.name != "pytest_mock":
+        raise
+    _HAS_PYTEST_MOCK = False
+else:
+    _HAS_PYTEST_MOCK = True
+
 DEFAULT_CONCURRENCY = 100
 
 
@@ -167,6 +177,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="cancel",
     )
     parser.addini(
+        "concurrently_shared_state",
+        "warn (the default): a concurrent test that changes os.environ, the working "
+        "directory or sys.path while other tests are in flight, other than through "
+        "monkeypatch, gets a SharedStateWarning; ignore: do not watch.",
+        default="warn",
+    )
+    parser.addini(
         "concurrently_setup_timeout",
         "fail a concurrent test whose setup runs longer than this many seconds "
         "(0: only the test's own limit).",
@@ -249,6 +266,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # first: anyio's would otherwise run a test claimed from it.
     config.pluginmanager.register(TestBodies(), "concurrently-test-bodies")
     config.pluginmanager.register(FailureCounter(state), "concurrently-failure-counter")
+    adapter.register_terminal_lines(config)
+    # After every plugin loaded at start, pytest-mock's included: of two
+    # fixtures of one name from plugins, the one registered later is used.
+    if _HAS_PYTEST_MOCK and config.pluginmanager.has_plugin("pytest_mock"):
+        config.pluginmanager.register(layered_mocks, "concurrently-mockers")
     if config.pluginmanager.has_plugin("timeout"):
         config.pluginmanager.register(
             plugin_adapters.timeouts.ConcurrentTimeouts(), "concurrently-timeouts"
@@ -298,6 +320,9 @@ def _read_fault_policy(config: pytest.Config) -> FaultPolicy:
         blocking_threshold=_read_seconds(config, "concurrently_blocking_threshold", flag=True),
         stray_tasks=_read_choice(
             config, "concurrently_stray_tasks", ["cancel", "warn", "ignore"], flag=False
+        ),
+        shared_state=_read_choice(
+            config, "concurrently_shared_state", ["warn", "ignore"], flag=False
         ),
     )
 
@@ -469,6 +494,14 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
 
 
 @pytest.fixture
+def recwarn() -> Generator[pytest.WarningsRecorder, None, None]:
+    """pytest's ``recwarn``, which in a concurrent test records that test's
+    warnings alone and changes no process-wide filter (see
+    ``docs/semantics.md``)."""
+    yield from adapter.recording_warnings()
+
+
+@pytest.fixture
 def monkeypatch() -> Generator[pytest.MonkeyPatch, None, None]:
     """pytest's ``monkeypatch``, whose patches come off in any order: when
     tests in flight patch the same target, each undo takes out that test's
@@ -477,6 +510,14 @@ def monkeypatch() -> Generator[pytest.MonkeyPatch, None, None]:
     patcher = adapter.LayeredMonkeyPatch()
     yield patcher
     patcher.undo()
+
+
+# pytest-mock's ``mocker``, ``class_mocker``, ``module_mocker``,
+# ``package_mocker`` and ``session_mocker``, whose patches come off in any
+# order the same way, are fixtures of ``_pytest_adapter.layered_mocks``:
+# that module is registered as a plugin in ``pytest_configure``, when
+# pytest-mock is, so that its fixtures come after pytest-mock's own and are
+# the ones used.
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -516,12 +557,6 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             alone[key] = alone.get(key, 0) + 1
         elif plan.owner is None and plan.alone_because is not None:
             alone[("", plan.alone_because)] = alone.get(("", plan.alone_because), 0) + 1
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        # Tests of several files are in flight at once, so progress dots
-        # cannot sit on their file's line; as under pytest-xdist, show the
-        # dots without file names.
-        reporter.showfspath = False
     state.own_sync_fixtures = True
     state.concurrent_ids = {
         item.nodeid for item, plan in zip(session.items, plans, strict=True) if plan.concurrent
@@ -694,10 +729,12 @@ class FailureCounter:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
-    item: pytest.Item,
+    item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Leave the time a phase waited for run-time locks out of its duration,
     and mark a test the runner interrupted to stop the session."""
+    if call.excinfo is not None:
+        adapter.trim_warning_frames(call.excinfo.value)
     report = yield
     waited = locking.unreported_wait(item)
     if waited:

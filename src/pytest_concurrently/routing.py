@@ -23,15 +23,20 @@ record emitted in a test's own context is that test's alone.
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.thread import _worker as _pool_worker
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO, TypeVar
+
+from .warning_filters import ALWAYS, Filter, WarningFilters, decide
 
 __all__ = [
     "SINK_VARIABLES",
@@ -39,24 +44,42 @@ __all__ = [
     "PhaseOutput",
     "RoutedLogHandler",
     "RoutedStream",
+    "WarningRecording",
     "WarningRouter",
     "WarningSink",
     "capturing_logs",
     "capturing_output",
     "capturing_warnings",
+    "current_output",
+    "current_warnings",
     "routed_process_streams",
     "routed_root_logger",
     "routed_warnings",
+    "taken_by_fixture",
+    "threads_inherit_context",
 ]
 
 
 @dataclass(eq=False)
 class PhaseOutput:
-    """What one test wrote to stdout and stderr during one phase."""
+    """What one test wrote to stdout and stderr during one phase.
+
+    :param taken: per stream name, where a capture fixture of the test
+        (``capsys`` and kin) takes the writes instead, and whether they are
+        also passed on (``capteesys``); absent while no fixture captures.
+    :param passthrough: writes go where they would without the plugin
+        (``capsys.disabled()``).
+    """
 
     stdout: io.StringIO = field(default_factory=io.StringIO)
     stderr: io.StringIO = field(default_factory=io.StringIO)
     open: bool = True
+    taken: dict[str, tuple[io.StringIO, bool]] = field(default_factory=dict)
+    passthrough: bool = False
+
+    def buffer(self, name: str) -> io.StringIO:
+        """The phase's own buffer for ``"stdout"`` or ``"stderr"``."""
+        return self.stdout if name == "stdout" else self.stderr
 
 
 @dataclass(eq=False)
@@ -68,11 +91,37 @@ class LogSink:
 
 
 @dataclass(eq=False)
+class WarningRecording:
+    """An open ``pytest.warns``, ``recwarn`` or ``deprecated_call`` of one
+    test: the warnings it records and the filters it puts in front."""
+
+    records: list[warnings.WarningMessage]
+    filters: list[Filter] = field(default_factory=lambda: [ALWAYS])
+    #: The process's filters when it opened: what code in its block adds
+    #: there is taken out when it closes.
+    process_filters: list[Any] = field(default_factory=list)
+
+
+@dataclass(eq=False)
 class WarningSink:
-    """The warnings one test issued."""
+    """The warnings one test issued, and what decides which it gets.
+
+    :param filters: the test's own filters and memory of what it was shown.
+    :param recordings: its open recorders, oldest first; the newest takes
+        the warnings it shows instead of :attr:`records`.
+    """
 
     records: list[warnings.WarningMessage] = field(default_factory=list)
     open: bool = True
+    filters: WarningFilters = field(default_factory=WarningFilters)
+    recordings: list[WarningRecording] = field(default_factory=list)
+
+    def chain(self, run_filters: list[Filter]) -> Iterator[Filter]:
+        """The filters that apply to the test's warnings, first match first."""
+        for recording in reversed(self.recordings):
+            yield from recording.filters
+        yield from self.filters.own
+        yield from run_filters
 
 
 _phase_output: ContextVar[PhaseOutput | None] = ContextVar(
@@ -104,18 +153,21 @@ class RoutedStream(io.TextIOBase):
         self._fallback = fallback
         self._tee = tee
 
-    def _buffer(self) -> io.StringIO | None:
+    def _output(self) -> PhaseOutput | None:
         output = _phase_output.get()
-        if output is None or not output.open:
+        if output is None or not output.open or output.passthrough:
             return None
-        return output.stdout if self._name == "stdout" else output.stderr
+        return output
 
     def write(self, text: str) -> int:
-        """Write ``text`` to the current test's buffer, or to the fallback."""
-        buffer = self._buffer()
-        if buffer is None:
+        """Write ``text`` to the current test's capture fixture or buffer,
+        or to the fallback."""
+        output = self._output()
+        if output is None:
             return self._fallback.write(text)
-        written = buffer.write(text)
+        if taken_by_fixture(output, self._name, text):
+            return len(text)
+        written = output.buffer(self._name).write(text)
         if self._tee:
             self._fallback.write(text)
         return written
@@ -130,7 +182,7 @@ class RoutedStream(io.TextIOBase):
 
     def isatty(self) -> bool:
         """Whether the fallback is a terminal (only outside a test's phase)."""
-        return self._buffer() is None and self._fallback.isatty()
+        return self._output() is None and self._fallback.isatty()
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -172,10 +224,22 @@ _open_log_sinks: dict[LogSink, None] = {}
 
 class WarningRouter:
     """A ``warnings.showwarning`` replacement that records each warning for
-    the test that issued it, or in :attr:`unattributed` outside any test."""
+    the test that issued it, or in :attr:`unattributed` outside any test.
 
-    def __init__(self) -> None:
+    The process's filters let every warning through to it (see
+    :func:`routed_warnings`); it applies the filters in effect for the test
+    that issued the warning (:mod:`.warning_filters`): ``"error"`` raises
+    the warning where it was issued, ``"ignore"`` drops it, and the others
+    record it, once or always.
+
+    :param run_filters: the run's filters (configuration, command line),
+        first match first.
+    """
+
+    def __init__(self, run_filters: list[Filter] | None = None) -> None:
         self.unattributed: list[warnings.WarningMessage] = []
+        self.run_filters: list[Filter] = list(run_filters or [])
+        self._outside = WarningFilters()
 
     def __call__(
         self,
@@ -187,12 +251,65 @@ class WarningRouter:
         line: str | None = None,
     ) -> None:
         """Record one warning (the signature of ``warnings.showwarning``)."""
-        record = warnings.WarningMessage(message, category, filename, lineno, file, line)
+        __tracebackhide__ = True
+        text = str(message)
+        module = _module_of(filename, lineno)
         sink = _test_warnings.get()
         if sink is None or not sink.open:
-            self.unattributed.append(record)
+            memory, destination = self._outside, self.unattributed
+            action = decide(self.run_filters, text, category, module, lineno)
         else:
-            sink.records.append(record)
+            memory = sink.filters
+            destination = sink.recordings[-1].records if sink.recordings else sink.records
+            action = decide(sink.chain(self.run_filters), text, category, module, lineno)
+        if action == "error":
+            raise message if isinstance(message, Warning) else category(message)
+        if memory.shows(action, text, category, filename, module, lineno):
+            destination.append(
+                warnings.WarningMessage(message, category, filename, lineno, file, line)
+            )
+
+
+def _module_of(filename: str, lineno: int) -> str:
+    """The module a warning was issued in, which module filters match: that
+    of the frame at the warning's place when it is on the stack (as for
+    ``warnings.warn``), otherwise derived from the file name as
+    ``warnings.warn_explicit`` derives it."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_lineno == lineno and frame.f_code.co_filename == filename:
+            return str(frame.f_globals.get("__name__", filename))
+        frame = frame.f_back  # type: ignore[assignment]
+    module = filename or "<unknown>"
+    return module[:-3] if module[-3:].lower() == ".py" else module
+
+
+@contextmanager
+def threads_inherit_context() -> Iterator[None]:
+    """While the block runs, a thread started by a test's code runs in a
+    copy of the test's context, so its output, log records and warnings are
+    the test's, as a task's are.
+
+    Worker threads of a ``concurrent.futures`` pool are left alone: a pool
+    outlives the test that happened to start its thread, and
+    ``asyncio.to_thread`` hands each call its caller's context anyway.
+    """
+    cls = threading.Thread
+    original_start = cls.start
+
+    def start(self: threading.Thread) -> None:
+        in_a_test = _phase_output.get() is not None or _test_warnings.get() is not None
+        if in_a_test and getattr(self, "_target", None) is not _pool_worker:
+            context = contextvars.copy_context()
+            run = self.run
+            self.run = lambda: context.run(run)  # type: ignore[method-assign]
+        original_start(self)
+
+    cls.start = start  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cls.start = original_start  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -230,9 +347,13 @@ def routed_root_logger(level: int | None) -> Iterator[None]:
 
 @contextmanager
 def routed_warnings(router: WarningRouter) -> Iterator[None]:
-    """Let ``router`` show every warning while the block runs (inside a
-    ``warnings.catch_warnings`` block, which restores the original)."""
+    """Let ``router`` decide on and show every warning while the block runs
+    (inside a ``warnings.catch_warnings`` block, which restores the
+    originals): the filters in effect are its run filters, and the
+    process's let every warning through to it."""
     saved: Callable[..., None] = warnings.showwarning
+    router.run_filters = list(warnings.filters)
+    warnings.simplefilter("always")
     warnings.showwarning = router
     try:
         yield
@@ -257,10 +378,30 @@ def _open_in_this_context(variable: ContextVar[_SinkT | None], sink: _SinkT) -> 
         variable.reset(token)
 
 
-def capturing_output() -> AbstractContextManager[PhaseOutput]:
-    """Route this context's writes to ``sys.stdout``/``sys.stderr`` to a new
-    :class:`PhaseOutput` until the block ends."""
-    return _open_in_this_context(_phase_output, PhaseOutput())
+def taken_by_fixture(output: PhaseOutput | None, name: str, text: str) -> bool:
+    """Hand ``text``, written to stream ``name`` in a phase with ``output``,
+    to the test's capture fixture if one takes that stream; True when it
+    goes no further (the fixture does not pass it on)."""
+    if output is None or output.passthrough:
+        return False
+    taken = output.taken.get(name)
+    if taken is None:
+        return False
+    fixture_buffer, passed_on = taken
+    fixture_buffer.write(text)
+    return not passed_on
+
+
+def current_output() -> PhaseOutput | None:
+    """The open phase output of the test whose code is running, if any."""
+    output = _phase_output.get()
+    return output if output is not None and output.open else None
+
+
+def capturing_output(output: PhaseOutput | None = None) -> AbstractContextManager[PhaseOutput]:
+    """Route this context's writes to ``sys.stdout``/``sys.stderr`` to
+    ``output`` (a new :class:`PhaseOutput` by default) until the block ends."""
+    return _open_in_this_context(_phase_output, output or PhaseOutput())
 
 
 @contextmanager
@@ -275,7 +416,16 @@ def capturing_logs(*handlers: logging.Handler) -> Iterator[LogSink]:
             del _open_log_sinks[sink]
 
 
-def capturing_warnings() -> AbstractContextManager[WarningSink]:
+def capturing_warnings(filters: list[Filter] | None = None) -> AbstractContextManager[WarningSink]:
     """Record the warnings this context issues until the block ends (through
-    a :class:`WarningRouter` installed around it)."""
-    return _open_in_this_context(_test_warnings, WarningSink())
+    a :class:`WarningRouter` installed around it).
+
+    :param filters: the test's own filters, in front of the run's.
+    """
+    return _open_in_this_context(_test_warnings, WarningSink(filters=WarningFilters(filters)))
+
+
+def current_warnings() -> WarningSink | None:
+    """The open warning sink of the test whose code is running, if any."""
+    sink = _test_warnings.get()
+    return sink if sink is not None and sink.open else None

@@ -34,7 +34,7 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import blocking, bridge, locking, stacks, strays
+from . import blocking, bridge, locking, process_state, stacks, strays
 from .current import RunningTest, running_test, task_owner
 from .deadlines import Deadlines
 from .loop import EventLoopHost
@@ -135,12 +135,16 @@ class FaultPolicy:
         (0: do not watch).
     :param stray_tasks: what happens to tasks a test leaves running:
         ``"cancel"``, ``"warn"`` or ``"ignore"``.
+    :param shared_state: whether a test that changes ``os.environ``, the
+        working directory or ``sys.path`` while others are in flight gets a
+        warning (``"warn"``) or not (``"ignore"``).
     """
 
     time_limits: RunLimits = field(default_factory=RunLimits)
     blocking: str = "off"
     blocking_threshold: float = 0.5
     stray_tasks: str = "ignore"
+    shared_state: str = "ignore"
 
 
 def _ticket(
@@ -250,6 +254,11 @@ class ConcurrentSession:
         self._ticket_of: dict[pytest.Item, Ticket] = {}
         # Read by the watchdog's thread to name the test that blocks the loop.
         self._item_of_task: dict[asyncio.Task[None], pytest.Item] = {}
+        self._shared_state = (
+            process_state.SharedStateWatch(self._ticket_of, rootpath)
+            if faults.shared_state == "warn"
+            else None
+        )
         self._started_at: dict[Ticket, float] = {}
         # Tests given up on after they ignored a timeout: their code never
         # resumes, and nothing waits for their tasks.
@@ -280,7 +289,12 @@ class ConcurrentSession:
             while admitted:
                 if admitted[0].concurrent:
                     adapter.update_main_context()
-                    with adapter.route_phase_capture(self._session.config):
+                    with (
+                        # Outermost: the routings below write live lines.
+                        adapter.terminal_lines(self._session.config).concurrent_phase(),
+                        adapter.route_phase_capture(self._session.config),
+                        process_state.watching(self._shared_state),
+                    ):
                         self._loop.on_second_interrupt = self._abandon_in_flight
                         try:
                             admitted = self._loop.run(self._run_concurrent_phase(admitted))

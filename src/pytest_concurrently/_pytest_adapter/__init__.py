@@ -22,16 +22,26 @@ internals it relies on, one test each).
 * :mod:`.setupstate`: a ``SetupState`` (``session._setupstate``) that holds
   several branches of the collection tree, each node torn down where pytest
   would tear it down.
-* :mod:`.capture`: the capture manager's ``item_capture``, routed by context.
-* :mod:`.logs`: the logging plugin's ``_runtest_for``, routed by context.
+* :mod:`.capture`: the capture manager's ``item_capture``, routed by context,
+  and the capture fixtures (``capsys`` and kin) kept per test.
+* :mod:`.logs`: the logging plugin's ``_runtest_for``, routed by context, and
+  its live log handler's ``emit``, tagged with the test's id.
 * :mod:`.warning_capture`: one ``catch_warnings_for_item`` block per
-  concurrent phase, warnings reported per test.
+  concurrent phase, warnings filtered and reported per test, and
+  ``WarningsRecorder`` (``pytest.warns``, ``recwarn``) recording per test.
 * :mod:`.assertion`: the assertion rewriter's ``_reprcompare`` and
   ``_assertion_pass`` hooks, dispatched to the running test.
-* :mod:`.phase`: enters the four routings above for a concurrent phase.
+* :mod:`.phase`: enters the routings above for a concurrent phase.
+* :mod:`.terminal`: the terminal reporter's lines for concurrent tests (whole
+  ``-v`` lines, letters under their file) and their live lines (``-s``
+  output, live logs), tagged with the test's id (``currentfspath``,
+  ``write_ensure_prefix``, ``write_fspath_result``).
 * :mod:`.protocol`: pytest's ``runtestprotocol`` (``call_and_report``) for a
   concurrent item, and the call of an ``async def`` test body.
 * :mod:`.patching`: shadows a method on one plugin object for a block.
+* :mod:`.layered_patches`, :mod:`.layered_mocks`: ``monkeypatch`` and
+  pytest-mock's ``mocker`` whose patches come off in any order
+  (``MonkeyPatch._setattr``/``_setitem``, ``unittest.mock``'s patchers).
 
 Each module's docstring names the internals it bends and where pytest 8.2
 and 9.x differ.
@@ -59,6 +69,11 @@ from .protocol import run_protocol as run_protocol
 from .setupstate import ConcurrentSetupState as ConcurrentSetupState
 from .setupstate import install_setup_state as install_setup_state
 from .setupstate import restart_setup_state as restart_setup_state
+from .terminal import TerminalLines as TerminalLines
+from .terminal import register_terminal_lines as register_terminal_lines
+from .terminal import terminal_lines as terminal_lines
+from .warning_capture import recording_warnings as recording_warnings
+from .warning_capture import trim_warning_frames as trim_warning_frames
 
 __all__ = [
     "AdmissionNeeds",
@@ -67,6 +82,7 @@ __all__ = [
     "FixtureInstances",
     "LayeredMonkeyPatch",
     "SubRequest",
+    "TerminalLines",
     "call_async_test",
     "fixture_functions",
     "has_async_fixtures",
@@ -75,6 +91,8 @@ __all__ = [
     "is_plain_test_function",
     "is_shared_request",
     "plan_admission",
+    "recording_warnings",
+    "register_terminal_lines",
     "report_abandoned",
     "requesting_item",
     "restart_setup_state",
@@ -82,5 +100,7 @@ __all__ = [
     "run_protocol",
     "setup_async_fixture",
     "setup_in_owner",
+    "terminal_lines",
+    "trim_warning_frames",
     "update_main_context",
 ]

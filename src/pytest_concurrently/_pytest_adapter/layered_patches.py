@@ -14,7 +14,9 @@ left, or, when none is left, the value from before the first. ``sys.path``
 entries added with ``syspath_prepend`` are taken out one by one instead of
 restoring a copy of the whole list. The same class serves the sequential
 case unchanged: one patcher at a time is a stack of layers undone from the
-top.
+top. The registry of targets is shared with :mod:`.layered_mocks`, so that
+``monkeypatch`` and pytest-mock's ``mocker`` patches of one target are
+layers of one stack.
 
 Internals relied on: ``MonkeyPatch`` records each patch in ``_setattr`` as
 ``(target, name, old value)`` and each mapping patch in ``_setitem`` as
@@ -36,6 +38,10 @@ from typing import Any
 import _pytest.monkeypatch
 import pytest
 
+# What these patches change comes off layer by layer: not a change of shared
+# state to warn about (see process_state).
+from ..process_state import layered
+
 __all__ = ["LayeredMonkeyPatch", "patched_targets"]
 
 # What MonkeyPatch records for "absent": ``notset`` up to pytest 8.3,
@@ -51,7 +57,7 @@ class _Target:
 
     write: Any
     original: object
-    layers: list[tuple[LayeredMonkeyPatch, object]] = field(default_factory=list)
+    layers: list[tuple[object, object]] = field(default_factory=list)
 
 
 # Key -> target. Keys hold the patched object itself (not only its id), so
@@ -63,6 +69,33 @@ _targets: dict[Hashable, _Target] = {}
 def patched_targets() -> int:
     """How many targets have patches in place (for tests)."""
     return len(_targets)
+
+
+def add_layer(key: Hashable, write: Any, original: object, owner: object, value: object) -> None:
+    """Put ``owner``'s ``value`` on top of the target ``key``, which has
+    already been written. ``write`` and ``original`` (the value from before
+    every patch) are kept only when nobody else has the target patched."""
+    target = _targets.get(key)
+    if target is None:
+        target = _targets[key] = _Target(write, original)
+    target.layers.append((owner, value))
+
+
+@layered
+def remove_layers(key: Hashable, owner: object) -> None:
+    """Take ``owner``'s layers off the target ``key`` and write what then
+    shows: the newest layer left, or the value from before every patch."""
+    target = _targets.get(key)
+    if target is None:
+        return
+    was_on_top = bool(target.layers) and target.layers[-1][0] is owner
+    target.layers = [(other, value) for other, value in target.layers if other is not owner]
+    obj, name = _parts(key)
+    if not target.layers:
+        del _targets[key]
+        target.write(obj, name, target.original)
+    elif was_on_top:
+        target.write(obj, name, target.layers[-1][1])
 
 
 def _write_attribute(obj: object, name: str, value: object) -> None:
@@ -97,12 +130,10 @@ class LayeredMonkeyPatch(pytest.MonkeyPatch):  # type: ignore[misc]
         self._prepended: list[str] = []
 
     def _layer(self, key: Hashable, write: Any, old: object, new: object) -> None:
-        target = _targets.get(key)
-        if target is None:
-            target = _targets[key] = _Target(write, old)
-        target.layers.append((self, new))
+        add_layer(key, write, old, self, new)
         self._mine.append(key)
 
+    @layered
     def setattr(self, target: Any, name: Any, value: Any = NOTSET, raising: bool = True) -> None:
         """As ``MonkeyPatch.setattr``, as a layer of its own."""
         __tracebackhide__ = True
@@ -113,6 +144,7 @@ class LayeredMonkeyPatch(pytest.MonkeyPatch):  # type: ignore[misc]
             new = value if value is not NOTSET else name
             self._layer(("attr", _Identity(obj), attribute), _write_attribute, old, new)
 
+    @layered
     def delattr(self, target: Any, name: Any = NOTSET, raising: bool = True) -> None:
         """As ``MonkeyPatch.delattr``, as a layer of its own."""
         __tracebackhide__ = True
@@ -122,12 +154,14 @@ class LayeredMonkeyPatch(pytest.MonkeyPatch):  # type: ignore[misc]
             obj, attribute, old = self._setattr[-1]
             self._layer(("attr", _Identity(obj), attribute), _write_attribute, old, NOTSET)
 
+    @layered
     def setitem(self, dic: Any, name: Any, value: Any) -> None:
         """As ``MonkeyPatch.setitem`` (and ``setenv``), as a layer of its own."""
         super().setitem(dic, name, value)
         mapping, key, old = self._setitem[-1]
         self._layer(("item", _Identity(mapping), key), _write_item, old, value)
 
+    @layered
     def delitem(self, dic: Any, name: Any, raising: bool = True) -> None:
         """As ``MonkeyPatch.delitem`` (and ``delenv``), as a layer of its own."""
         before = len(self._setitem)
@@ -136,12 +170,14 @@ class LayeredMonkeyPatch(pytest.MonkeyPatch):  # type: ignore[misc]
             mapping, key, old = self._setitem[-1]
             self._layer(("item", _Identity(mapping), key), _write_item, old, NOTSET)
 
+    @layered
     def chdir(self, path: str | os.PathLike[str]) -> None:
         """As ``MonkeyPatch.chdir``, as a layer of its own."""
         old = os.getcwd()
         os.chdir(path)
         self._layer(("cwd",), _write_cwd, old, os.getcwd())
 
+    @layered
     def syspath_prepend(self, path: Any) -> None:
         """As ``MonkeyPatch.syspath_prepend``; ``undo()`` takes out this
         entry alone, leaving other changes to ``sys.path`` in place."""
@@ -149,6 +185,7 @@ class LayeredMonkeyPatch(pytest.MonkeyPatch):  # type: ignore[misc]
         self._savesyspath = None
         self._prepended.append(str(path))
 
+    @layered
     def undo(self) -> None:
         """Take this patcher's layers out, newest first; each target shows
         the newest layer left, or its value from before every patch."""
@@ -156,17 +193,7 @@ class LayeredMonkeyPatch(pytest.MonkeyPatch):  # type: ignore[misc]
         self._setitem[:] = []
         mine, self._mine = self._mine, []
         for key in reversed(mine):
-            target = _targets.get(key)
-            if target is None:
-                continue
-            was_on_top = bool(target.layers) and target.layers[-1][0] is self
-            target.layers = [(owner, value) for owner, value in target.layers if owner is not self]
-            obj, name = _parts(key)
-            if not target.layers:
-                del _targets[key]
-                target.write(obj, name, target.original)
-            elif was_on_top:
-                target.write(obj, name, target.layers[-1][1])
+            remove_layers(key, self)
         prepended, self._prepended = self._prepended, []
         for path in reversed(prepended):
             if path in sys.path:

@@ -20,9 +20,21 @@ before the first comes back. It replaces ``LogCaptureFixture.set_level``,
 ``at_level`` and ``_finalize`` (which read ``_initial_handler_level``,
 ``_initial_disabled_logging_level`` and call ``_force_enable_logging``).
 
+With ``--log-cli-level`` (live logs), the plugin's ``log_cli_handler``, a
+``_LiveLoggingStreamHandler`` on the root logger for the whole test loop,
+writes each record to the terminal under a section header (``live log
+call``) for the phase its ``set_when`` was last given, which with tests in
+flight is whichever test last moved on. While concurrent tests run, its
+``emit`` is shadowed: a record emitted by a concurrent test is formatted by
+the handler's formatter and written without a header, each of its lines
+tagged with the test's id as ``-s`` output is (see :mod:`..live_output` and
+:mod:`.terminal`); other records are written as pytest writes them.
+
 pytest versions: pytest 9 made ``_runtest_for`` a context manager; 8.x
 calls it with ``yield from``. The replacement takes the same form as the
-method it replaces. ``LogCaptureFixture`` is the same from 8.2 to 9.x.
+method it replaces. ``LogCaptureFixture``, ``log_cli_handler`` and
+``_LiveLoggingStreamHandler`` (a ``logging.StreamHandler`` whose stream is
+the terminal reporter) are the same from 8.2 to 9.x.
 """
 
 from __future__ import annotations
@@ -32,20 +44,23 @@ import io
 import logging
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, TextIO, cast
 
 import pytest
 from _pytest.logging import (
     LogCaptureFixture,
     LogCaptureHandler,
     LoggingPlugin,
+    _LiveLoggingStreamHandler,
     caplog_handler_key,
     caplog_records_key,
 )
 
 from .. import routing
 from ..current import running_test
+from ..live_output import tagged
 from .patching import patched
+from .terminal import TerminalLines, terminal_lines
 
 __all__ = ["routed_logging"]
 
@@ -62,7 +77,35 @@ def routed_logging(config: pytest.Config) -> Iterator[None]:
                 patched(logging_plugin, "_runtest_for", _routed_runtest_for(logging_plugin))
             )
             stack.enter_context(_layered_caplog_levels(LayeredLoggerLevels()))
+            live = logging_plugin.log_cli_handler
+            if isinstance(live, _LiveLoggingStreamHandler):
+                emit = _tagged_live_emit(live, terminal_lines(config))
+                stack.enter_context(patched(live, "emit", emit))
         yield
+
+
+def _tagged_live_emit(
+    handler: _LiveLoggingStreamHandler, lines: TerminalLines
+) -> Callable[[logging.LogRecord], None]:
+    original = type(handler).emit.__get__(handler)
+    # The handler writes to the terminal reporter, which has write and flush.
+    stream = cast(TextIO, handler.stream)
+
+    def emit(record: logging.LogRecord) -> None:
+        current = running_test.get()
+        if current is None or not current.concurrent:
+            original(record)
+            return
+        try:
+            text = handler.format(record)
+        except Exception:
+            handler.handleError(record)
+            return
+        nodeid = current.item.nodeid
+        for line in text.split("\n"):
+            lines.write_line(tagged(nodeid, line), stream, is_stdout=True)
+
+    return emit
 
 
 class LayeredLoggerLevels:

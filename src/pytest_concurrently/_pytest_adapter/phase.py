@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 
+from .. import routing
 from .assertion import routed_assertion_hooks
 from .capture import routed_capture
 from .logs import routed_logging
@@ -33,4 +34,5 @@ def route_phase_capture(config: pytest.Config) -> Iterator[None]:
         stack.enter_context(routed_logging(config))
         stack.enter_context(routed_warnings(config))
         stack.enter_context(routed_assertion_hooks(config))
+        stack.enter_context(routing.threads_inherit_context())
         yield

@@ -26,7 +26,7 @@ from _pytest.runner import call_and_report, show_test_item
 from _pytest.unittest import TestCaseFunction
 
 from .. import bridge, routing
-from .warning_capture import forget_warned_locations, report_warnings
+from .warning_capture import report_warnings, test_filters
 
 __all__ = ["call_async_test", "is_plain_test_function", "report_abandoned", "run_protocol"]
 
@@ -52,14 +52,10 @@ def run_protocol(
         all are logged then.
     """
     ihook = item.ihook
-    # pytest opens a catch_warnings block per test, which forgets which
-    # locations already warned ("default" shows a warning once per location);
-    # one block spans the concurrent phase here, so forget them per test.
-    forget_warned_locations()
     held: list[pytest.TestReport] | None = None if keep_failed is None else []
     if held is not None:
         item.stash[_held_key] = held
-    with routing.capturing_warnings() as warnings_issued:
+    with routing.capturing_warnings(test_filters(item)) as warnings_issued:
         if held is None:
             ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         try:
