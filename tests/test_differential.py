@@ -173,3 +173,66 @@ def test_the_comparer_counts_what_the_sequential_run_does_too_as_no_difference()
     clean = _run("off", 0, _setup(SHARED), *_test(TEST), *_test(OTHER), early)
     kinds = [d.kind for d in compare_runs(clean, _run("auto", 0, *events)).differences]
     assert "teardown-under-running-test" in kinds
+
+
+def _with_output(events: list[dict[str, Any]], when: str, *markers: str) -> list[dict[str, Any]]:
+    """``events`` with ``markers`` in the stdout section of the ``when`` report."""
+    changed = []
+    for event in events:
+        if event["kind"] == "report" and event["when"] == when:
+            event = {**event, "out": {f"Captured stdout {when}": sorted(markers)}}
+        changed.append(event)
+    return changed
+
+
+def test_the_comparer_reports_output_in_another_tests_section() -> None:
+    own, others = f"OUT<{TEST}:body0>", f"OUT<{OTHER}:body0>"
+    baseline = _run(
+        "off",
+        0,
+        _setup(SHARED),
+        *_with_output(_test(TEST), "call", own),
+        *_with_output(_test(OTHER), "call", others),
+    )
+    candidate = _run(
+        "auto",
+        0,
+        _setup(SHARED),
+        *_with_output(_test(TEST), "call", own, others),
+        *_test(OTHER),
+    )
+    kinds = sorted(d.kind for d in compare_runs(baseline, candidate).differences)
+    assert kinds == ["captured-from-another-test", "captured-output"]
+    assert compare_runs(baseline, baseline).differences == []
+
+
+def _warning(test: str, message: str) -> dict[str, Any]:
+    return {"kind": "warning", "test": test, "when": "runtest", "message": message}
+
+
+def test_the_comparer_reports_warnings_on_other_tests_or_not_at_all() -> None:
+    mine, once = f"UserWarning: W<{TEST}:warn>", f"UserWarning: W<{OTHER}:twice>"
+    events = [_setup(SHARED), *_test(TEST), *_test(OTHER)]
+    baseline = _run("off", 0, *events, _warning(TEST, mine), _warning(OTHER, once))
+    moved = _run("auto", 0, *events, _warning(OTHER, mine), _warning(OTHER, once))
+    assert [d.kind for d in compare_runs(baseline, moved).differences] == [
+        "warning-on-another-test"
+    ]
+    # The "default" action shows a warning once per test and location.
+    twice = _run("auto", 0, *events, _warning(TEST, mine), *[_warning(OTHER, once)] * 2)
+    assert [d.kind for d in compare_runs(baseline, twice).differences] == ["warning-extra"]
+    lost = _run("auto", 0, *events, _warning(OTHER, once))
+    assert [d.kind for d in compare_runs(baseline, lost).differences] == ["warning-missing"]
+
+
+def test_the_comparer_reports_process_state_left_patched() -> None:
+    original = {"SHARED.value": "original", "environ DT_SHARED": None}
+    events = [_setup(SHARED), *_test(TEST), *_test(OTHER)]
+    end = {"kind": "final_state", "state": original, "original": original}
+    baseline = _run("off", 0, *events, end)
+    leaked = {**end, "state": {**original, "SHARED.value": TEST}}
+    kinds = [d.kind for d in compare_runs(baseline, _run("auto", 0, *events, leaked)).differences]
+    assert kinds == ["process-state-leaked"]
+    kinds = [d.kind for d in compare_runs(baseline, _run("auto", 0, *events)).differences]
+    assert kinds == ["final-state-missing"]
+    assert compare_runs(baseline, baseline).differences == []

@@ -801,6 +801,48 @@ def test_a_value_is_made_in_the_setup_of_its_first_user(pytester: pytest.Pyteste
         assert "p set up with a" in sections["test_three[a]"], mode
 
 
+def test_a_single_value_is_made_by_its_first_user_still_setting_up(
+    pytester: pytest.Pytester,
+) -> None:
+    # test_first sets up the slow module fixture before shared; test_second
+    # asks for shared while test_first is still awaiting. As in pytest,
+    # shared is made in test_first's setup, after slow, and what making it
+    # prints is in test_first's report.
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from recorder import record
+
+        @pytest.fixture(scope="module")
+        async def slow():
+            record("slow", "setup")
+            await asyncio.sleep(0.1)
+            record("slow", "made")
+
+        @pytest.fixture(scope="module")
+        def shared():
+            print("making shared")
+            record("shared", "setup")
+
+        async def test_first(slow, shared):
+            pass
+
+        async def test_second(shared):
+            pass
+        """
+    )
+    for mode in ("off", "auto"):
+        (pytester.path / "events.jsonl").unlink(missing_ok=True)
+        result = pytester.runpytest(f"--concurrently-mode={mode}", "-rP", "-p", "no:randomly")
+        result.assert_outcomes(passed=2)
+        sections = _passes_sections(result.stdout.lines)
+        assert "making shared" in sections["test_first"], mode
+        assert "making shared" not in sections.get("test_second", ""), mode
+        order = [(e.name, e.what) for e in read_events(pytester)]
+        assert order == [("slow", "setup"), ("slow", "made"), ("shared", "setup")], mode
+
+
 def _passes_sections(lines: list[str]) -> dict[str, str]:
     """The text under each test's header in the PASSES summary."""
     sections: dict[str, list[str]] = {}

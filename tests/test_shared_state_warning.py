@@ -9,7 +9,7 @@ import sys
 import types
 
 import pytest
-from conftest import Event, read_events
+from conftest import Event, all_overlap, intervals, read_events
 
 pytestmark = pytest.mark.usefixtures("recorder")
 
@@ -449,3 +449,36 @@ def test_a_bad_shared_state_setting_is_a_usage_error(pytester: pytest.Pytester) 
     result.stderr.fnmatch_lines(
         ["*the concurrently_shared_state ini option must be one of warn, ignore*"]
     )
+
+
+def test_a_package_put_on_sys_path_by_pytest_is_no_test_s_doing(
+    pytester: pytest.Pytester,
+) -> None:
+    """In prepend import mode, pytest puts a package's root first on
+    sys.path when it sets the package up, if something else is first: a
+    neighbour's monkeypatch.syspath_prepend, say. That is the collector's
+    setup, not the test's change."""
+    pytester.makeini("[pytest]\nconcurrently_isolated_fixtures =\n")
+    for package in ("pkg_a", "pkg_b"):
+        pytester.mkpydir(package)
+    (pytester.path / "pkg_a" / "test_a.py").write_text(
+        "import asyncio\n"
+        "from recorder import record\n\n"
+        "async def test_a(monkeypatch):\n"
+        "    record('a', 'start')\n"
+        "    monkeypatch.syspath_prepend('/concurrently/elsewhere')\n"
+        "    await asyncio.sleep(0.3)\n"
+        "    record('a', 'end')\n"
+    )
+    (pytester.path / "pkg_b" / "test_b.py").write_text(
+        "import asyncio\n"
+        "from recorder import record\n\n"
+        "async def test_b():\n"
+        "    record('b', 'start')\n"
+        "    await asyncio.sleep(0.1)\n"
+        "    record('b', 'end')\n"
+    )
+    result = pytester.runpytest("--concurrently-mode=auto", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    assert all_overlap(intervals(read_events(pytester)))
+    assert "SharedStateWarning" not in result.stdout.str()

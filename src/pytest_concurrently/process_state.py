@@ -50,7 +50,7 @@ import pytest
 from .current import running_test, task_owner
 from .stacks import Place, users_place
 
-__all__ = ["SharedStateWarning", "SharedStateWatch", "layered", "watching"]
+__all__ = ["SharedStateWarning", "SharedStateWatch", "layered", "unwatched", "watching"]
 
 _ENVIRON = "environ"
 _CWD = "cwd"
@@ -92,8 +92,9 @@ class SharedStateWatch:
 
 _watch: SharedStateWatch | None = None
 
-# Set while layered patches make their changes: those are never warned about.
-_layered: ContextVar[bool] = ContextVar("pytest_concurrently_layered_change", default=False)
+# Set while layered patches make their changes, and while collectors are set
+# up and torn down: those changes are never warned about.
+_unwatched: ContextVar[bool] = ContextVar("pytest_concurrently_unwatched", default=False)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -106,20 +107,30 @@ def layered(method: _F) -> _F:
     @functools.wraps(method)
     def marked(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
-        token = _layered.set(True)
-        try:
+        with unwatched():
             return method(*args, **kwargs)
-        finally:
-            _layered.reset(token)
 
     return marked  # type: ignore[return-value]
+
+
+@contextmanager
+def unwatched() -> Iterator[None]:
+    """While the block runs, changes made in this context are not one
+    test's doing: a layered patch's, or a collector's setup and teardown
+    (a package's, which may put its root on ``sys.path``), done once for all
+    the tests under it."""
+    token = _unwatched.set(True)
+    try:
+        yield
+    finally:
+        _unwatched.reset(token)
 
 
 def _culprit(kind: str) -> tuple[pytest.Item, int] | None:
     """The test to warn about a change of ``kind`` made now, and how many
     other tests are in flight; None when no warning is due."""
     watch = _watch
-    if watch is None or _layered.get():
+    if watch is None or _unwatched.get():
         return None
     current = running_test.get()
     if current is None or not current.concurrent:

@@ -231,7 +231,7 @@ class ConcurrentSession:
             declared_resources,
             limits.__contains__,
         )
-        self._fixtures.plan(self._items, [n.lives for n in needs], [n.ends for n in needs])
+        self._fixtures.plan(self._items, [n.values for n in needs], [n.ends for n in needs])
         self._policy = AdmissionPolicy(
             (
                 _ticket(index, plan, needs[index], is_hypothesis_test(item))

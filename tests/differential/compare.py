@@ -18,7 +18,12 @@ Each candidate is then compared with the baseline (:func:`compare_runs`): the
 same tests, the same outcome per test and phase (with the same failures), the
 same fixture instances received by each test, the same number of setups per
 fixture instance (definition, scope node, parameter), the same teardown
-failures of shared fixtures, and the same exit status.
+failures of shared fixtures, and the same exit status. Tests also leave
+marks of their own in what the process shares (see the generator's state
+actions); the comparison checks those too: the same output and log markers
+in each phase's report section (:func:`_compare_captured`), the same
+warnings on the same tests (:func:`_compare_warnings`), and, per run, that
+the process ends with the state it started with (``process-state-leaked``).
 
 The plugin deliberately differs from sequential pytest in a few documented
 ways; they are listed in :data:`INTENDED_DIFFERENCES`, and every place where
@@ -242,6 +247,8 @@ class _Report:
     wasxfail: str | None
     tokens: frozenset[str]
     summary: str
+    # Section name -> the output and log markers in it.
+    out: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def result(self) -> str:
@@ -306,6 +313,9 @@ class _RunLog:
         self.ends: dict[str, list[int]] = defaultdict(list)
         self.reports: dict[str, dict[str, list[_Report]]] = defaultdict(lambda: defaultdict(list))
         self.sessionfinish: int | None = None
+        self.warnings: Counter[tuple[str, str, str]] = Counter()
+        self.final_state: dict[str, Any] | None = None
+        self.original_state: dict[str, Any] | None = None
         self.unknown: list[str] = []
         for position, event in enumerate(run.events):
             self._add(position, event)
@@ -347,10 +357,16 @@ class _RunLog:
                 event["wasxfail"],
                 frozenset(event["tokens"]),
                 event["summary"],
+                tuple(sorted((name, tuple(found)) for name, found in event.get("out", {}).items())),
             )
             self.reports[report.test][report.when].append(report)
         elif kind == "sessionfinish":
             self.sessionfinish = position
+        elif kind == "warning":
+            self.warnings[(event["test"], event["when"], event["message"])] += 1
+        elif kind == "final_state":
+            self.final_state = dict(event["state"])
+            self.original_state = dict(event["original"])
         elif kind != "test_finalizer":
             self.unknown.append(str(event))
 
@@ -432,6 +448,7 @@ def check_run(run: RunResult) -> list[Difference]:
         add("unreadable-log", event)
     _check_reports(log, add)
     _check_lifetimes(log, add)
+    _check_final_state(log, add)
     if run.exit_code not in (-1, log.expected_exit_code()):
         add(
             "exit-status",
@@ -472,6 +489,16 @@ def _check_reports(log: _RunLog, add: _Add) -> None:
     reported = set(log.reports) | set(log.logstarts)
     for test in sorted(reported - collected):
         add("report-unexpected", f"{test} was reported but not collected")
+
+
+def _check_final_state(log: _RunLog, add: _Add) -> None:
+    """What tests patched is back as it was once everything is torn down."""
+    if log.final_state is None or log.original_state is None:
+        return
+    for name in sorted(set(log.final_state) | set(log.original_state)):
+        final, original = log.final_state.get(name), log.original_state.get(name)
+        if final != original:
+            add("process-state-leaked", f"{name} is {final!r} at the end, was {original!r}")
 
 
 def _check_lifetimes(log: _RunLog, add: _Add) -> None:
@@ -579,6 +606,11 @@ def compare_runs(baseline: RunResult, candidate: RunResult) -> Comparison:
     _compare_outcomes(base, cand, add)
     _compare_setup_counts(base, cand, add)
     _compare_received(base, cand, add)
+    _compare_captured(base, cand, add)
+    _compare_warnings(base, cand, add)
+    if base.final_state is not None and cand.final_state is None:
+        # Whether it is what it was is checked on each run by check_run.
+        add("final-state-missing", "the process state at the end was not recorded")
 
     if baseline.exit_code != candidate.exit_code:
         add("exit-status", f"exited with {candidate.exit_code}, baseline with {baseline.exit_code}")
@@ -693,6 +725,63 @@ def _compare_received(base: _RunLog, cand: _RunLog, add: _Add) -> None:
                 f"{test} received {sorted(map(str, cand_keys - base_keys))} instead of "
                 f"{sorted(map(str, base_keys - cand_keys))}",
             )
+
+
+def _marker_owner(marker: str) -> str:
+    """The node id in an ``OUT<nodeid:what>`` or ``LOG<nodeid:what>`` marker."""
+    return marker[4:-1].rsplit(":", 1)[0]
+
+
+def _compare_captured(base: _RunLog, cand: _RunLog, add: _Add) -> None:
+    """Each phase's captured output and log records, as the markers in the
+    section of that phase in the report of that phase (later reports repeat
+    earlier phases' sections)."""
+    for test in base.collected:
+        for when in ("setup", "call", "teardown"):
+            base_report, cand_report = base.report(test, when), cand.report(test, when)
+            if base_report is None or cand_report is None:
+                # A missing report is an outcome difference, found elsewhere.
+                continue
+            base_out, cand_out = dict(base_report.out), dict(cand_report.out)
+            for section in sorted(set(base_out) | set(cand_out)):
+                if not section.endswith(f" {when}"):
+                    continue
+                base_markers = base_out.get(section, ())
+                cand_markers = cand_out.get(section, ())
+                if base_markers == cand_markers:
+                    continue
+                if any(_marker_owner(marker) != test for marker in cand_markers):
+                    kind = "captured-from-another-test"
+                elif section.startswith("Captured log"):
+                    kind = "captured-log"
+                else:
+                    kind = "captured-output"
+                add(
+                    kind,
+                    f"{test}, {section}: {list(cand_markers)}, baseline {list(base_markers)}",
+                )
+
+
+def _compare_warnings(base: _RunLog, cand: _RunLog, add: _Add) -> None:
+    """The warnings of ``pytest_warning_recorded``: the same ones on the same
+    tests, as many times."""
+    missing = base.warnings - cand.warnings
+    extra = cand.warnings - base.warnings
+    missing_by_message: dict[str, list[str]] = defaultdict(list)
+    extra_by_message: dict[str, list[str]] = defaultdict(list)
+    for (test, when, message), count in missing.items():
+        missing_by_message[message] += [f"{test or '<no test>'} ({when})"] * count
+    for (test, when, message), count in extra.items():
+        extra_by_message[message] += [f"{test or '<no test>'} ({when})"] * count
+    for message in sorted(set(missing_by_message) | set(extra_by_message)):
+        lost, gained = missing_by_message[message], extra_by_message[message]
+        if lost and gained:
+            kind = "warning-on-another-test"
+        elif lost:
+            kind = "warning-missing"
+        else:
+            kind = "warning-extra"
+        add(kind, f"{message!r}: recorded on {sorted(gained)} instead of {sorted(lost)}")
 
 
 # -- running ---------------------------------------------------------------------

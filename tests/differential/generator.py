@@ -8,6 +8,19 @@ conftests, modules and classes, autouse, requested dynamically with
 ``request.getfixturevalue`` from sync fixtures, and failing, skipping or
 xfailing in setup, call and teardown. Most tests are ``async def``.
 
+Some tests, sync and async, also act on state the whole process shares,
+each with values of its own (its node id): they patch an attribute, a
+mapping key, an environment variable, the working directory and
+``sys.path`` with ``monkeypatch``, lower a logger's level with
+``caplog.set_level`` and log, print (in the body and in a fixture of their
+own) and read their output with ``capsys``, warn (plainly, twice from one
+line, inside ``pytest.warns``, under ``recwarn``, or under a
+``filterwarnings("error")`` marker, which fails them), and patch with
+``unittest.mock.patch`` (those are marked ``isolated``, as documented). Each
+checks what it changed at once, never across an ``await``. The suite's
+``pytest.ini`` empties ``concurrently_isolated_fixtures`` so that tests that
+use ``monkeypatch`` overlap.
+
 Every suite carries a helper module, :data:`RECORDER_MODULE`, that appends one
 JSON line per event to the file named by the :data:`LOG_ENV` environment
 variable (or ``events.jsonl`` beside it):
@@ -19,9 +32,14 @@ variable (or ``events.jsonl`` beside it):
   setup of the same thing is visible.
 - ``start`` / ``end`` of a test body, with the ids of every fixture instance
   the test received (its fixture values and everything they were built from).
-- ``report`` for every ``pytest_runtest_logreport``, ``logstart`` /
-  ``logfinish``, ``collected`` (the run order), ``collect_error`` and
-  ``sessionfinish``.
+- ``report`` for every ``pytest_runtest_logreport`` (with the output and
+  log markers, ``OUT<...>`` and ``LOG<...>``, in each captured section),
+  ``logstart`` / ``logfinish``, ``collected`` (the run order),
+  ``collect_error`` and ``sessionfinish``.
+- ``warning`` for every ``pytest_warning_recorded``: the test and the
+  message.
+- ``final_state`` at ``pytest_unconfigure``, after everything is torn down:
+  the state the tests patch, and what it was when the suite was imported.
 
 Failures raised by the suite carry a token ``DT<phase|fx|instance id>`` or
 ``DT<phase|test|node id>`` so the comparer can tell which fixture or test a
@@ -66,8 +84,10 @@ MAX_TESTS: Final = 40
 RECORDER_SOURCE: Final = '''"""Records what this generated suite does, one JSON line per event."""
 
 import json
+import logging
 import os
 import re
+import sys
 
 import pytest
 
@@ -79,8 +99,28 @@ LOG_PATH = os.environ.get("DIFFTEST_LOG") or os.path.join(
 MARK = "DT" + "<"
 TOKEN = re.compile(re.escape(MARK) + r"([^<>\\n]*)>")
 
+# What tests patch, print, log and warn carries the test's node id, so that
+# whatever ends up in a report or a warning can be traced to its test.
+MARKERS = re.compile(r"(?:OUT|LOG)<[^<>\\n]*>")
+STATE_LOGGER = "dt.shared"
+STATE_ENV = "DT_SHARED"
+PATH_MARK = "dt-path"
+
 _setups = {}
 _phase_test = None
+
+
+class Shared:
+    """An object whose attribute tests patch."""
+
+    def __init__(self):
+        self.value = "original"
+
+
+SHARED = Shared()
+SHARED_MOCK = Shared()
+TABLE = {"key": "original"}
+_START_CWD = os.getcwd()
 
 
 class Value:
@@ -213,10 +253,31 @@ def test_finalizer(request, fail=None):
     return finalize
 
 
+def token(request):
+    return request.node.nodeid
+
+
+def path_entry(token):
+    return os.path.join(os.sep, "nonexistent", PATH_MARK, token)
+
+
+def markers(text):
+    return MARKERS.findall(text)
+
+
 def report(report):
     text = report.longreprtext if report.longrepr is not None else ""
     wasxfail = getattr(report, "wasxfail", None)
     lines = [line for line in text.splitlines() if line.strip()]
+    # Section name ("Captured stdout call", "Captured log setup"...) -> the
+    # markers in it; a report carries the sections of its test's earlier
+    # phases too.
+    out = {}
+    for name, content in report.sections:
+        if name.startswith(("Captured stdout", "Captured log")):
+            found = markers(content)
+            if found:
+                out[name] = sorted(found)
     write(
         {
             "kind": "report",
@@ -226,8 +287,41 @@ def report(report):
             "wasxfail": wasxfail,
             "tokens": sorted(set(TOKEN.findall(text + "\\n" + (wasxfail or "")))),
             "summary": lines[-1][:300] if lines else "",
+            "out": out,
         }
     )
+
+
+def warning(warning_message, when, nodeid):
+    # Each run has a directory of its own: a path in a message must not
+    # make the runs differ.
+    text = str(warning_message.message).replace(os.path.dirname(LOG_PATH), "<suite>")
+    lines = text.splitlines() or [""]
+    message = warning_message.category.__name__ + ": " + lines[0][:300]
+    write({"kind": "warning", "test": nodeid, "when": when, "message": message})
+
+
+def process_state():
+    """What tests patch that the whole process shares."""
+    cwd = os.getcwd()
+    return {
+        "SHARED.value": SHARED.value,
+        "SHARED_MOCK.value": SHARED_MOCK.value,
+        "TABLE": sorted(TABLE.items()),
+        "environ " + STATE_ENV: os.environ.get(STATE_ENV),
+        # The directory of the run differs between runs; where it went
+        # otherwise (a tmp_path) is named after its test.
+        "cwd": "start" if cwd == _START_CWD else "moved to " + os.path.basename(cwd),
+        "sys.path": sorted(entry for entry in sys.path if PATH_MARK in str(entry)),
+        "level of " + STATE_LOGGER: logging.getLogger(STATE_LOGGER).level,
+    }
+
+
+ORIGINAL_STATE = process_state()
+
+
+def final_state():
+    write({"kind": "final_state", "state": process_state(), "original": ORIGINAL_STATE})
 '''
 
 #: The start of a suite's root ``conftest.py``: the hooks that record collection,
@@ -267,6 +361,16 @@ def pytest_sessionfinish(session, exitstatus):
     recorder.write({{"kind": "sessionfinish"}})
 
 
+def pytest_warning_recorded(warning_message, when, nodeid, location):
+    recorder.warning(warning_message, when, nodeid)
+
+
+def pytest_unconfigure(config):
+    # After the session's end, when every fixture (monkeypatch's undo
+    # included) has been torn down.
+    recorder.final_state()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item):
     recorder.set_phase_test(item.nodeid)
@@ -287,6 +391,12 @@ def pytest_runtest_teardown(item, nextitem):
 
 #: The start of every other generated file.
 MODULE_HEADER: Final = f"""import asyncio
+import logging
+import os
+import re
+import sys
+import unittest.mock
+import warnings
 
 import pytest
 
@@ -388,6 +498,26 @@ class _Test:
     finalizer_failure: _Failure | None
     has_finalizer: bool
     sleep: float
+    state: _StateActions | None = None
+
+
+@dataclass
+class _StateActions:
+    """What a test does to state the whole process shares, in order.
+
+    :param steps: names from :data:`_STEP_FIXTURES`, each rendered as a few
+        lines that change something and at once check that the change is
+        seen (never across an ``await``: a neighbour's patch may be what is
+        seen then), or check what only the test itself can have caused.
+    :param pauses: the ``asyncio.sleep`` before each step (async tests; None
+        for no await).
+    :param fixture: ``"sync"`` or ``"async"`` for a function-scoped fixture of
+        the test's own that prints in its setup and its teardown.
+    """
+
+    steps: list[str]
+    pauses: list[float | None]
+    fixture: str | None
 
 
 @dataclass
@@ -458,6 +588,7 @@ def generate_suite(seed: int) -> GeneratedSuite:
         count = suite.test_count()
         if MIN_TESTS <= count <= MAX_TESTS:
             _declare_resources(random.Random(f"differential-resources:{seed}"), suite)
+            _declare_state(random.Random(f"differential-state:{seed}"), suite)
             return GeneratedSuite(seed, _render(suite, seed), _render_ini(suite), count)
         attempt += 1
 
@@ -480,6 +611,97 @@ def _declare_resources(rng: random.Random, suite: _Suite) -> None:
             test.marks.append(f"pytest.mark.resource({arguments}, mode={mode!r})")
         elif roll < 0.3 and "pytest.mark.isolated" not in test.marks:
             test.marks.append(f"pytest.mark.concurrent(group={rng.choice(['g0', 'g1'])!r})")
+
+
+#: Steps that patch what the whole process shares, through ``monkeypatch``.
+_PATCH_STEPS: Final = ("setattr", "setenv", "setitem", "chdir", "syspath")
+#: How a test with state actions warns (at most one way each, so that what
+#: ``recwarn`` or ``pytest.warns`` catches is known) -> weight.
+_WARNING_STEPS: Final = {
+    "none": 8,
+    "warn": 3,
+    "warn-twice": 2,
+    "warns": 2,
+    "warn-error": 1,
+    "recwarn": 2,
+}
+#: Step -> the fixtures it needs.
+_STEP_FIXTURES: Final[dict[str, tuple[str, ...]]] = {
+    "setattr": ("monkeypatch",),
+    "setenv": ("monkeypatch",),
+    "setitem": ("monkeypatch",),
+    "chdir": ("monkeypatch", "tmp_path"),
+    "syspath": ("monkeypatch",),
+    "caplog": ("caplog",),
+    "caplog-check": ("caplog",),
+    "print": (),
+    "capsys-check": ("capsys",),
+    "warn": (),
+    "warn-twice": (),
+    "warns": (),
+    "warn-error": (),
+    "recwarn": ("recwarn",),
+    "recwarn-check": ("recwarn",),
+    "mock": (),
+}
+#: A check step -> the step whose effect it checks.
+_CHECKS: Final = {"caplog-check": "caplog", "recwarn-check": "recwarn"}
+#: Awaits before a step of an async test; a check of what the test did
+#: always comes after one, since what it checks must survive the neighbours.
+_PAUSES: Final = (None, 0, 0, 0.001, 0.002, 0.005)
+_CHECK_PAUSES: Final = (0, 0.001, 0.002)
+
+
+def _declare_state(rng: random.Random, suite: _Suite) -> None:
+    """Give some tests state actions: patches of process-wide state,
+    ``caplog`` levels, output, warnings, ``unittest.mock.patch``.
+
+    Each action works on values of the test's own (its node id), so the
+    outcomes, the report sections and the warnings must stay those of the
+    sequential run, and the process must end as it started. A generator of
+    its own keeps the rest of each seed's suite as it was.
+    """
+    for test in suite.tests:
+        if rng.random() >= 0.3:
+            continue
+        producers = [step for step in _PATCH_STEPS if rng.random() < 0.3]
+        if rng.random() < 0.25:
+            producers.append("caplog")
+        producers += ["print"] * rng.choice([0, 0, 1, 2])
+        warning = _weighted(rng, _WARNING_STEPS)
+        if warning not in ("none", "warn-error"):
+            producers.append(warning)
+        # unittest.mock.patch restores what it found, which may be a
+        # neighbour's patch: the documented fix is to run such tests alone
+        # (and a test may not be both isolated and in a group).
+        if rng.random() < 0.08 and not any(
+            mark.startswith("pytest.mark.concurrent") for mark in test.marks
+        ):
+            producers.append("mock")
+            if "pytest.mark.isolated" not in test.marks:
+                test.marks.append("pytest.mark.isolated")
+        capsys = rng.random() < 0.3
+        if not producers and not capsys and warning == "none":
+            producers.append("print")
+        rng.shuffle(producers)
+        checks = [check for check, producer in _CHECKS.items() if producer in producers]
+        if capsys:
+            checks.append("capsys-check")
+        rng.shuffle(checks)
+        steps = producers + checks
+        if warning == "warn-error":
+            # The warning fails the test where it is issued: nothing after
+            # it runs.
+            steps.append("warn-error")
+            test.marks.append('pytest.mark.filterwarnings("error::UserWarning")')
+        pauses: list[float | None] = [
+            rng.choice(_CHECK_PAUSES if step.endswith("-check") else _PAUSES)
+            if test.is_async
+            else None
+            for step in steps
+        ]
+        fixture = rng.choice(["sync", "async"]) if rng.random() < 0.2 else None
+        test.state = _StateActions(steps, pauses, fixture)
 
 
 def write_suite(suite: GeneratedSuite, directory: Path) -> None:
@@ -753,6 +975,8 @@ def _render_test(test: _Test) -> list[str]:
     arguments = ["request", *test.args]
     if test.direct is not None:
         arguments.append("n")
+    if test.state is not None:
+        arguments += _state_fixtures(test, test.state)
     if test.location.kind == "class":
         arguments.insert(0, "self")
     body = ["received = recorder.start(request)"]
@@ -761,6 +985,8 @@ def _render_test(test: _Test) -> list[str]:
             "request.addfinalizer(recorder.test_finalizer("
             f"request, fail={_test_failure(test.finalizer_failure)}))"
         )
+    if test.state is not None:
+        body += _render_state(test.state, test.is_async)
     if test.is_async:
         body.append(f"await asyncio.sleep({test.sleep})")
     body.append("recorder.end(request, received)")
@@ -771,6 +997,132 @@ def _render_test(test: _Test) -> list[str]:
         f"{keyword} {test.name}({', '.join(arguments)}):",
         *(f"    {line}" for line in body),
     ]
+
+
+def _output_fixture(test: _Test) -> str:
+    return f"dt_out_{test.name}"
+
+
+def _state_fixtures(test: _Test, state: _StateActions) -> list[str]:
+    """The fixtures a test's state actions need. Its own printing fixture
+    comes before ``capsys``, so that pytest sets it up first and its output
+    goes to the report, not to ``capsys``."""
+    names = [_output_fixture(test)] if state.fixture is not None else []
+    for step in state.steps:
+        names += [name for name in _STEP_FIXTURES[step] if name not in names]
+    return names
+
+
+def _render_output_fixture(test: _Test, kind: str) -> list[str]:
+    """A function-scoped fixture of ``test``'s own that prints in its setup
+    and in its teardown; ``kind`` is ``"sync"`` or ``"async"``."""
+    is_async = kind == "async"
+    pause = ["await asyncio.sleep(0)"] if is_async else []
+    body = [
+        *pause,
+        'print(f"OUT<{recorder.token(request)}:fixture-setup>")',
+        "yield",
+        *pause,
+        'print(f"OUT<{recorder.token(request)}:fixture-teardown>")',
+    ]
+    arguments = ["self", "request"] if test.location.kind == "class" else ["request"]
+    keyword = "async def" if is_async else "def"
+    return [
+        "@pytest.fixture",
+        f"{keyword} {_output_fixture(test)}({', '.join(arguments)}):",
+        *(f"    {line}" for line in body),
+    ]
+
+
+def _render_state(state: _StateActions, is_async: bool) -> list[str]:
+    """The lines of a test body that carry out ``state``'s steps."""
+    lines = ["token = recorder.token(request)"]
+    printed: list[str] = []
+    for step, pause in zip(state.steps, state.pauses, strict=True):
+        if is_async and pause is not None:
+            lines.append(f"await asyncio.sleep({pause})")
+        lines += _render_step(step, is_async, printed)
+    return lines
+
+
+def _render_step(step: str, is_async: bool, printed: list[str]) -> list[str]:
+    """One step's lines; ``printed`` collects the markers the body printed,
+    which a ``capsys`` check expects."""
+    wait = ["    await asyncio.sleep(0.001)"] if is_async else []
+    if step == "setattr":
+        return [
+            'monkeypatch.setattr(recorder.SHARED, "value", token)',
+            "assert recorder.SHARED.value == token",
+        ]
+    if step == "setenv":
+        return [
+            "monkeypatch.setenv(recorder.STATE_ENV, token)",
+            "assert os.environ[recorder.STATE_ENV] == token",
+        ]
+    if step == "setitem":
+        return [
+            'monkeypatch.setitem(recorder.TABLE, "key", token)',
+            'assert recorder.TABLE["key"] == token',
+        ]
+    if step == "chdir":
+        return [
+            "monkeypatch.chdir(tmp_path)",
+            "assert os.path.samefile(os.getcwd(), tmp_path)",
+        ]
+    if step == "syspath":
+        return [
+            "monkeypatch.syspath_prepend(recorder.path_entry(token))",
+            "assert sys.path[0] == recorder.path_entry(token)",
+        ]
+    if step == "caplog":
+        return [
+            "caplog.set_level(logging.DEBUG, logger=recorder.STATE_LOGGER)",
+            "assert logging.getLogger(recorder.STATE_LOGGER).level == logging.DEBUG",
+            'logging.getLogger(recorder.STATE_LOGGER).debug("LOG<%s:log>", token)',
+        ]
+    if step == "caplog-check":
+        return ['assert f"LOG<{token}:log>" in caplog.text']
+    if step == "print":
+        marker = f"OUT<{{token}}:body{len(printed)}>"
+        printed.append(marker)
+        return [f'print(f"{marker}")']
+    if step == "capsys-check":
+        expected = ", ".join(f'f"{marker}"' for marker in printed)
+        return [f"assert recorder.markers(capsys.readouterr().out) == [{expected}]"]
+    if step == "warn":
+        return ['warnings.warn(f"W<{token}:warn>")']
+    if step == "warn-twice":
+        # The "default" action shows a warning once per test and location.
+        return ["for _ in range(2):", '    warnings.warn(f"W<{token}:twice>")']
+    if step == "warns":
+        return [
+            'with pytest.warns(UserWarning, match=re.escape(f"W<{token}:warns>")):',
+            *wait,
+            '    warnings.warn(f"W<{token}:warns>")',
+        ]
+    if step == "warn-error":
+        return ['warnings.warn(f"W<{token}:error>")']
+    if step == "recwarn":
+        return ['warnings.warn(f"W<{token}:recwarn>")']
+    if step == "recwarn-check":
+        return [
+            'mine = [str(w.message) for w in recwarn if str(w.message).startswith("W<")]',
+            'assert mine == [f"W<{token}:recwarn>"]',
+        ]
+    if step == "mock":
+        return [
+            'with unittest.mock.patch.object(recorder.SHARED_MOCK, "value", token):',
+            "    assert recorder.SHARED_MOCK.value == token",
+            *wait,
+        ]
+    raise ValueError(step)
+
+
+def _test_blocks(test: _Test) -> list[list[str]]:
+    """A test, after the fixture of its own that prints, if it has one."""
+    if test.state is not None and test.state.fixture is not None:
+        return [_render_output_fixture(test, test.state.fixture), _render_test(test)]
+    return [_render_test(test)]
 
 
 def _blocks(blocks: Sequence[list[str]], indent: str = "") -> list[str]:
@@ -801,15 +1153,22 @@ def _render(suite: _Suite, seed: int) -> dict[str, str]:
         files[f"{package.path}/conftest.py"] = banner + MODULE_HEADER + "\n".join(lines) + "\n"
     for module in suite.modules:
         blocks = _fixtures_at(suite, module)
-        blocks += [_render_test(t) for t in suite.tests if t.location == module]
+        blocks += [block for t in suite.tests if t.location == module for block in _test_blocks(t)]
         lines = _blocks(blocks)
         for cls in (c for c in suite.classes if c.parent == module):
             members = _fixtures_at(suite, cls)
-            members += [_render_test(t) for t in suite.tests if t.location == cls]
+            members += [
+                block for t in suite.tests if t.location == cls for block in _test_blocks(t)
+            ]
             lines += ["", "", f"class {cls.path.rsplit('::', 1)[1]}:", *_blocks(members, "    ")]
         files[module.path] = banner + MODULE_HEADER + "\n".join(lines) + "\n"
     return files
 
 
 def _render_ini(suite: _Suite) -> str:
-    return f"[pytest]\nxfail_strict = {str(suite.xfail_strict).lower()}\n"
+    # No fixture makes a test run alone: tests that use monkeypatch overlap,
+    # which is what the state actions are there to try.
+    return (
+        f"[pytest]\nxfail_strict = {str(suite.xfail_strict).lower()}\n"
+        "concurrently_isolated_fixtures =\n"
+    )

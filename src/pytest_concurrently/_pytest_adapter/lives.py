@@ -65,6 +65,9 @@ class AdmissionNeeds:
         the value an earlier test received: it starts only after every
         earlier test has started (one of them may still ask for the old
         value with ``request.getfixturevalue``, which no plan sees).
+    :param values: the life of every shared copy and node the test uses,
+        those with one life included: a value is made by its first user
+        even when a later one asks for it first.
     """
 
     lives: dict[object, int] = field(default_factory=dict)
@@ -73,6 +76,7 @@ class AdmissionNeeds:
     held_through: dict[str, object] = field(default_factory=dict)
     ends: list[tuple[AnyFixtureDef, Node]] = field(default_factory=list)
     replaces: bool = False
+    values: dict[object, int] = field(default_factory=dict)
 
 
 def plan_admission(
@@ -174,6 +178,7 @@ def plan_admission(
                 plans[position[segment.last]].after.add(index)
     _hold_latest_lives(items, segments, numbered, changed, position)
     for index, plan in enumerate(plans):
+        plan.values = numbered[index]  # type: ignore[assignment]
         plan.lives = {key: life for key, life in numbered[index].items() if key in changed}
         for key, held in instance_holds[index].items():
             for name, access in held.items():

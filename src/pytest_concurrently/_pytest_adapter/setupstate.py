@@ -36,6 +36,7 @@ from _pytest.runner import SetupState
 
 from .. import bridge
 from ..current import running_test
+from ..process_state import unwatched
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -145,7 +146,11 @@ class ConcurrentSetupState(SetupState):
                 continue
             self.stack[node] = ([node.teardown], None)
             try:
-                node.setup()
+                if node is item:
+                    node.setup()
+                else:
+                    with unwatched():
+                        node.setup()
             except TEST_OUTCOME as exc:
                 self.stack[node] = (self.stack[node][0], (exc, exc.__traceback__))
                 raise
@@ -172,7 +177,8 @@ class ConcurrentSetupState(SetupState):
                         bridge.wait_for(segment.others_done.wait())
                     finally:
                         self.resume_timer(item)
-                exceptions.extend(self._finalize(segment.node))
+                with unwatched():
+                    exceptions.extend(self._finalize(segment.node))
         finally:
             self.item_finished(item)
             # pytest sets PYTEST_CURRENT_TEST before this call and deletes it
