@@ -268,3 +268,17 @@ def test_child_process_output_goes_to_the_terminal(pytester: pytest.Pytester) ->
     assert "child-output" not in section
     assert "child-output" in output[: output.index("FAILURES")]
     assert "async-child-output" in output[: output.index("FAILURES")]
+
+
+def test_a_routed_stream_outliving_its_fallback_closes_quietly() -> None:
+    """Collected after the stream it falls back to was closed (an inner
+    session's capture, say), a routed stream closes without an error."""
+    import io
+
+    from pytest_concurrently.routing import RoutedStream
+
+    fallback = io.StringIO()
+    stream = RoutedStream("stdout", fallback)
+    fallback.close()
+    stream.close()
+    assert stream.closed

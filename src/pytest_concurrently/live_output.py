@@ -113,7 +113,8 @@ class TaggedLineStream(io.TextIOBase):
     def flush(self) -> None:
         """Flush the fallback stream. A test's partial line stays until its
         newline: flushing it would cut the line in two."""
-        self._fallback.flush()
+        if not getattr(self._fallback, "closed", False):
+            self._fallback.flush()
 
     def isatty(self) -> bool:
         """Whether the fallback is a terminal (it is where the lines go)."""

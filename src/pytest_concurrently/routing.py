@@ -177,8 +177,12 @@ class RoutedStream(io.TextIOBase):
         return True
 
     def flush(self) -> None:
-        """Flush the fallback stream; buffers need no flushing."""
-        self._fallback.flush()
+        """Flush the fallback stream unless it is closed; buffers need no
+        flushing."""
+        # The stream may be collected after the fallback was closed (by an
+        # inner session's capture, say); closing it flushes.
+        if not getattr(self._fallback, "closed", False):
+            self._fallback.flush()
 
     def isatty(self) -> bool:
         """Whether the fallback is a terminal (only outside a test's phase)."""
