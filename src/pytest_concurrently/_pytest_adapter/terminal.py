@@ -80,6 +80,10 @@ class TerminalLines:
         self._config = config
         # The terminal reporter, while a concurrent phase runs.
         self._reporter: TerminalReporter | None = None
+        # What the reporter writes per test (read once per phase: each read
+        # asks the configuration): whole -v lines, or file names and letters.
+        self._verbose = False
+        self._file_names = False
         # Live lines come from threads a test started, too.
         self._lock = threading.RLock()
         self._paths: dict[str, Path] = {}
@@ -90,6 +94,9 @@ class TerminalLines:
         concurrent): the hooks act, and live lines go amid the reporter's."""
         reporter = self._terminal_reporter()
         self._reporter = reporter
+        if reporter is not None:
+            self._verbose = reporter.showlongtestinfo
+            self._file_names = reporter.showfspath
         try:
             yield
         finally:
@@ -109,7 +116,7 @@ class TerminalLines:
         """Keep the reporter from writing the start of a concurrent test's
         line; the test's report writes the line."""
         reporter = self._reporter
-        if reporter is None:
+        if reporter is None or not (self._verbose or self._file_names):
             return (yield)
         with (
             patched(reporter, "write_ensure_prefix", _write_nothing),
@@ -123,7 +130,7 @@ class TerminalLines:
         a line with its file's path unless the line on the terminal is that
         file's."""
         reporter = self._reporter
-        if reporter is None or reporter.showlongtestinfo or not reporter.showfspath:
+        if reporter is None or self._verbose or not self._file_names:
             return
         if reporter.currentfspath == self._path_of(report.nodeid):
             return
