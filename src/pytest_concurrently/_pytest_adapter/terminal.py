@@ -134,6 +134,8 @@ class TerminalLines:
             return
         if reporter.currentfspath == self._path_of(report.nodeid):
             return
+        if report.passed and report.when != "call":
+            return  # a passed setup or teardown shows no letter
         status = self._config.hook.pytest_report_teststatus(report=report, config=self._config)
         if not status or not status[1]:
             return  # no letter (a passed setup or teardown)

@@ -104,9 +104,18 @@ def test_filters(item: pytest.Item) -> list[Filter]:
     return filters
 
 
-# The test (its sink) and recording of each recorder a concurrent test
-# entered, while it is open.
-_recordings: dict[int, tuple[routing.WarningSink, routing.WarningRecording]] = {}
+# The attribute that holds, on a recorder a concurrent test entered, the
+# test's sink and the recording, while the recorder is open.
+_OPENED = "_concurrently_opened"
+
+
+def _opened(
+    recorder: WarningsRecorder,
+) -> tuple[routing.WarningSink, routing.WarningRecording] | None:
+    opened: tuple[routing.WarningSink, routing.WarningRecording] | None = getattr(
+        recorder, _OPENED, None
+    )
+    return opened
 
 
 @contextmanager
@@ -124,21 +133,22 @@ def _recorders_per_test() -> Iterator[None]:
         self._entered = True
         self._list = []
         recording = routing.WarningRecording(self._list, process_filters=list(warnings.filters))
-        _recordings[id(self)] = sink, recording
+        setattr(self, _OPENED, (sink, recording))
         sink.recordings.append(recording)
         sink.filters.forget_shown()
         return self
 
     def __exit__(self: WarningsRecorder, *exc_info: Any) -> None:
-        opened = _recordings.pop(id(self), None)
+        opened = _opened(self)
         if opened is None:
             original_exit(self, *exc_info)
             return
+        delattr(self, _OPENED)
         sink, recording = opened
         if recording in sink.recordings:
             sink.recordings.remove(recording)
             sink.filters.forget_shown()
-        _take_out_filters_added_since(recording.process_filters)
+        _restore_process_filters(recording.process_filters)
         self._entered = False
 
     WarningsRecorder.__enter__ = __enter__  # type: ignore[method-assign,assignment]
@@ -148,17 +158,15 @@ def _recorders_per_test() -> Iterator[None]:
     finally:
         WarningsRecorder.__enter__ = original_enter  # type: ignore[method-assign]
         WarningsRecorder.__exit__ = original_exit  # type: ignore[method-assign]
-        _recordings.clear()
 
 
-def _take_out_filters_added_since(before: list[Any]) -> None:
-    """Undo what code in a recorder's block added to the process's filters
-    (``warnings.simplefilter`` and kin), as leaving its ``catch_warnings``
-    block would, without undoing what others added meanwhile."""
+def _restore_process_filters(before: list[Any]) -> None:
+    """Put the process's filters back as they were when a recorder's block
+    opened, if code in the block changed them (``warnings.simplefilter``,
+    ``resetwarnings``), as leaving its ``catch_warnings`` block would."""
     if warnings.filters == before:
         return
-    process_filters = cast("list[Any]", warnings.filters)
-    process_filters[:] = [entry for entry in process_filters if entry in before]
+    cast("list[Any]", warnings.filters)[:] = before
     warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
@@ -167,7 +175,7 @@ def recording_warnings() -> Generator[WarningsRecorder, None, None]:
     shows each warning once per place (the ``"default"`` filter)."""
     recorder = WarningsRecorder(_ispytest=True)
     with recorder:
-        opened = _recordings.get(id(recorder))
+        opened = _opened(recorder)
         if opened is None:
             warnings.simplefilter("default")
         else:
