@@ -18,13 +18,12 @@ with it too.
 
 from __future__ import annotations
 
-import io
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 import pytest
 
@@ -50,10 +49,11 @@ def tagged(nodeid: str, line: str) -> str:
     return f"[{nodeid}] {line}" if line else f"[{nodeid}]"
 
 
-class TaggedLineStream(io.TextIOBase):
+class TaggedLineStream(routing.FallbackStream):
     """A text stream that hands each line a concurrent test writes to
     ``sink``, tagged with the test's id, and passes everything else to
-    ``fallback``.
+    ``fallback``. Flushing leaves a test's partial line waiting for its
+    newline: writing it then would cut the line in two.
 
     :param fallback: the stream that was in place before.
     :param sink: where the tagged lines go.
@@ -61,8 +61,7 @@ class TaggedLineStream(io.TextIOBase):
     """
 
     def __init__(self, fallback: TextIO, sink: LineSink, *, is_stdout: bool) -> None:
-        super().__init__()
-        self._fallback = fallback
+        super().__init__(fallback)
         self._sink = sink
         self._is_stdout = is_stdout
         self._name = "stdout" if is_stdout else "stderr"
@@ -105,32 +104,6 @@ class TaggedLineStream(io.TextIOBase):
             partial, self._partial = self._partial, {}
             for item, rest in partial.items():
                 self._write(tagged(item.nodeid, rest))
-
-    def writable(self) -> bool:
-        """Always True."""
-        return True
-
-    def flush(self) -> None:
-        """Flush the fallback stream. A test's partial line stays until its
-        newline: flushing it would cut the line in two."""
-        if not getattr(self._fallback, "closed", False):
-            self._fallback.flush()
-
-    def isatty(self) -> bool:
-        """Whether the fallback is a terminal (it is where the lines go)."""
-        return self._fallback.isatty()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        """The fallback stream's encoding."""
-        return self._fallback.encoding
-
-    def fileno(self) -> int:
-        """The fallback stream's file descriptor."""
-        return self._fallback.fileno()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._fallback, name)
 
 
 @dataclass(frozen=True)

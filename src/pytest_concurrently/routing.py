@@ -40,6 +40,7 @@ from .warning_filters import ALWAYS, Filter, WarningFilters, decide
 
 __all__ = [
     "SINK_VARIABLES",
+    "FallbackStream",
     "LogSink",
     "PhaseOutput",
     "RoutedLogHandler",
@@ -138,9 +139,46 @@ _test_warnings: ContextVar[WarningSink | None] = ContextVar(
 SINK_VARIABLES: tuple[ContextVar[Any], ...] = (_phase_output, _phase_logs, _test_warnings)
 
 
-class RoutedStream(io.TextIOBase):
+class FallbackStream(io.TextIOBase):
+    """A text stream that stands in for ``fallback`` (the stream that was in
+    place before) and passes on what it does not handle itself; subclasses
+    decide where writes go."""
+
+    def __init__(self, fallback: TextIO) -> None:
+        super().__init__()
+        self._fallback = fallback
+
+    def writable(self) -> bool:
+        """Always True."""
+        return True
+
+    def flush(self) -> None:
+        """Flush the fallback stream unless it is closed."""
+        # The stream may be collected after the fallback was closed (by an
+        # inner session's capture, say); closing it flushes.
+        if not getattr(self._fallback, "closed", False):
+            self._fallback.flush()
+
+    def isatty(self) -> bool:
+        """Whether the fallback is a terminal."""
+        return self._fallback.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        """The fallback stream's encoding."""
+        return self._fallback.encoding
+
+    def fileno(self) -> int:
+        """The fallback stream's file descriptor."""
+        return self._fallback.fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fallback, name)
+
+
+class RoutedStream(FallbackStream):
     """A text stream that writes to the current test's buffer when there is
-    an open one, and to ``fallback`` otherwise.
+    an open one, and to ``fallback`` otherwise; buffers need no flushing.
 
     :param name: ``"stdout"`` or ``"stderr"``.
     :param fallback: the stream that was in place before.
@@ -148,9 +186,8 @@ class RoutedStream(io.TextIOBase):
     """
 
     def __init__(self, name: str, fallback: TextIO, *, tee: bool = False) -> None:
-        super().__init__()
+        super().__init__(fallback)
         self._name = name
-        self._fallback = fallback
         self._tee = tee
 
     def _output(self) -> PhaseOutput | None:
@@ -172,33 +209,9 @@ class RoutedStream(io.TextIOBase):
             self._fallback.write(text)
         return written
 
-    def writable(self) -> bool:
-        """Always True."""
-        return True
-
-    def flush(self) -> None:
-        """Flush the fallback stream unless it is closed; buffers need no
-        flushing."""
-        # The stream may be collected after the fallback was closed (by an
-        # inner session's capture, say); closing it flushes.
-        if not getattr(self._fallback, "closed", False):
-            self._fallback.flush()
-
     def isatty(self) -> bool:
         """Whether the fallback is a terminal (only outside a test's phase)."""
         return self._output() is None and self._fallback.isatty()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        """The fallback stream's encoding."""
-        return self._fallback.encoding
-
-    def fileno(self) -> int:
-        """The fallback stream's file descriptor."""
-        return self._fallback.fileno()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._fallback, name)
 
 
 class RoutedLogHandler(logging.Handler):
@@ -234,15 +247,13 @@ class WarningRouter:
     :func:`routed_warnings`); it applies the filters in effect for the test
     that issued the warning (:mod:`.warning_filters`): ``"error"`` raises
     the warning where it was issued, ``"ignore"`` drops it, and the others
-    record it, once or always.
-
-    :param run_filters: the run's filters (configuration, command line),
-        first match first.
+    record it, once or always. Its run filters (configuration, command
+    line, first match first) are those in place when it is installed.
     """
 
-    def __init__(self, run_filters: list[Filter] | None = None) -> None:
+    def __init__(self) -> None:
         self.unattributed: list[warnings.WarningMessage] = []
-        self.run_filters: list[Filter] = list(run_filters or [])
+        self.run_filters: list[Filter] = []
         self._outside = WarningFilters()
 
     def __call__(

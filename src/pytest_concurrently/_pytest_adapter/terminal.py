@@ -101,11 +101,7 @@ class TerminalLines:
             yield
         finally:
             self._reporter = None
-            if (
-                reporter is not None
-                and not reporter.showlongtestinfo
-                and reporter.currentfspath == _LINE_OPEN
-            ):
+            if reporter is not None and not self._verbose and reporter.currentfspath == _LINE_OPEN:
                 # Without -v, the reporter takes any value but None for a
                 # line of progress letters, which it ends with the progress
                 # column; a live line has none.
