@@ -11,7 +11,7 @@ of the duration of the phase it was in, as pytest reports it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,7 @@ class StallLedger:
         self._own: dict[Hashable, list[Stall]] = {}
         self._owed: dict[Hashable, float] = {}
 
-    def stalled(self, stall: Stall, in_flight: list[Hashable]) -> None:
+    def stalled(self, stall: Stall, in_flight: Sequence[Hashable]) -> None:
         """Book a settled ``stall`` with the tests ``in_flight`` then."""
         seconds = stall.seconds or 0.0
         if stall.culprit is not None and users_place(stall.places, self._rootpath) is None:
@@ -78,6 +78,11 @@ class StallLedger:
         """``owner`` has ended."""
         self._owed.pop(owner, None)
         self._own.pop(owner, None)
+
+    def where(self, stall: Stall) -> str | None:
+        """The line of the test's code that held the loop, in words, if known."""
+        place = users_place(stall.places, self._rootpath)
+        return describe(place, self._rootpath) if place is not None else None
 
     def message(self, stall: Stall, nodeid: str) -> tuple[str, str | None, int | None]:
         """What to tell about ``stall``, caused by the test ``nodeid``, and

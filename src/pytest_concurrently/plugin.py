@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import blocking, bridge, locking, strays
+from . import blocking, bridge, locking, strays, timeline
 from .loop import EventLoopHost
 from .marking import (
     CONCURRENT_MARKER,
@@ -75,6 +77,8 @@ class _PluginState:
     # Node ids of the tests that ran concurrently, and how many of them failed.
     concurrent_ids: set[str] = field(default_factory=set)
     failed_concurrently: int = 0
+    # Where the timeline was written, once it was.
+    timeline_written: Path | None = None
     # Resource name -> its limit, from the ini option, markers and fixtures.
     limits: dict[str, int] = field(default_factory=dict)
     # Time limits, the loop's watchdog and stray tasks.
@@ -103,6 +107,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="N",
         help=f"the most tests in flight at once (default {DEFAULT_CONCURRENCY}).",
+    )
+    group.addoption(
+        "--concurrently-timeline",
+        dest="concurrently_timeline",
+        default=None,
+        metavar="PATH",
+        help="write the run's timeline to PATH: a self-contained HTML page if PATH ends "
+        "in .html, else JSON (every test's phases, waits and outcome; shared fixture "
+        "instances; loop stalls).",
     )
     group.addoption(
         "--concurrently-timeout",
@@ -652,12 +665,38 @@ def pytest_fixture_setup(
         # context their setup ran in, wherever the scope ends.)
         return None
     if adapter.is_shared_request(request):
-        return adapter.setup_in_owner(
-            fixturedef, request, state.loop.session_context, share_context=not theirs
-        )
+        if state.stats is None:
+            return adapter.setup_in_owner(
+                fixturedef, request, state.loop.session_context, share_context=not theirs
+            )
+        began = time.perf_counter()
+        try:
+            return adapter.setup_in_owner(
+                fixturedef, request, state.loop.session_context, share_context=not theirs
+            )
+        finally:
+            param = getattr(request, "param", None)
+            record = state.stats.fixture_set_up(
+                fixturedef,
+                fixturedef.argname,
+                fixturedef.scope,
+                None if param is None else str(param)[:60],
+                began,
+            )
+            # Finalizers run last first: this one marks the teardown's start.
+            fixturedef.addfinalizer(record.tearing_down)
     if is_async:
         return adapter.setup_async_fixture(fixturedef, request)
     return None
+
+
+def pytest_fixture_post_finalizer(
+    fixturedef: adapter.FixtureDef[object], request: adapter.SubRequest
+) -> None:
+    """Note the end of a shared fixture instance's teardown, for the timeline."""
+    stats = request.config.stash[_state_key].stats
+    if stats is not None:
+        stats.fixture_torn_down(fixturedef)
 
 
 class TestBodies:
@@ -712,16 +751,19 @@ class VerboseReasons:
 
 
 class FailureCounter:
-    """Counts the failures of concurrent tests, and of their runs alone."""
+    """Counts the failures of concurrent tests, and of their runs alone, and
+    hands every report of a concurrent session to its records."""
 
     def __init__(self, state: _PluginState) -> None:
         self._state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Count ``report`` if it is a failure of a concurrent test."""
+        state = self._state
+        if state.stats is not None:
+            state.stats.reported(report)
         if not report.failed:
             return
-        state = self._state
         state.reruns.record(report)
         if report.nodeid in state.concurrent_ids and report.nodeid not in state.reruns.failed_alone:
             state.failed_concurrently += 1
@@ -800,12 +842,23 @@ def _write_waits(terminalreporter: pytest.TerminalReporter, stats: RunStats) -> 
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the end-of-run line when tests ran concurrently."""
+    """Write the sections of a concurrent run: tests run again alone, the
+    longest waits, the tests in flight at a Ctrl-C."""
     state = terminalreporter.config.stash[_state_key]
     state.reruns.summary(terminalreporter)
     if state.stats is not None:
         _write_waits(terminalreporter, state.stats)
         _write_interrupted(terminalreporter, state.stats)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_terminal_summary")
+def pytest_terminal_summary_end_of_run_line(
+    terminalreporter: pytest.TerminalReporter,
+) -> Generator[None, None, None]:
+    """Print the end-of-run line after every other summary section (the
+    short test summary among them), just above pytest's final line."""
+    result = yield
+    state = terminalreporter.config.stash[_state_key]
     if state.stats is not None and state.stats.tests:
         line = state.stats.summary_line()
         reruns = state.reruns.failed_concurrently
@@ -820,15 +873,33 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(line)
     elif state.nothing_concurrent is not None:
         terminalreporter.write_line(state.nothing_concurrent)
+    if state.timeline_written is not None:
+        terminalreporter.write_line(f"concurrently: timeline written to {state.timeline_written}")
+    return result
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
-    """Close the session loop after pytest has torn down what was left."""
+    """Close the session loop after pytest has torn down what was left, and
+    write the timeline, which the last teardowns end."""
+    state = session.config.stash[_state_key]
     try:
         return (yield)
     finally:
-        session.config.stash[_state_key].loop.close()
+        state.loop.close()
+        _write_timeline(session.config, state)
+
+
+def _write_timeline(config: pytest.Config, state: _PluginState) -> None:
+    where = config.getoption("concurrently_timeline", None)
+    if not where or hasattr(config, "workerinput"):
+        return
+    path = Path(where)
+    if not path.is_absolute():
+        path = config.invocation_params.dir / path
+    command = " ".join(["pytest", *config.invocation_params.args])
+    timeline.write(path, state.stats or RunStats(), command=command)
+    state.timeline_written = path
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -42,7 +42,7 @@ from .marking import TestPlan, is_hypothesis_test
 from .rerunning import RerunLedger
 from .resources import declared_resources
 from .scheduling import Access, AdmissionPolicy, Ticket
-from .stats import RunStats
+from .stats import RunStats, TestRecord
 from .timeouts import RunLimits, TestTimeouts
 from .watchdog import LoopWatchdog, Stall
 
@@ -174,6 +174,22 @@ async def _gather_quietly(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _holds_in_words(ticket: Ticket) -> tuple[str, ...]:
+    """What a test held while it ran, as the timeline tells it."""
+    words = [
+        f"resource {name!r}" + (" (shared)" if access is Access.SHARED else "")
+        for name, access in ticket.resources.items()
+    ]
+    words.extend(
+        f"resource {name!r} (through a fixture)"
+        for name in ticket.held_through
+        if name not in ticket.resources
+    )
+    if ticket.group is not None:
+        words.append(f"group {ticket.group!r}")
+    return tuple(words)
+
+
 class ConcurrentSession:
     """Runs a session's collected items, concurrent ones overlapping.
 
@@ -259,13 +275,10 @@ class ConcurrentSession:
             if faults.shared_state == "warn"
             else None
         )
-        self._started_at: dict[Ticket, float] = {}
+        self._records: dict[Ticket, TestRecord] = {}
         # Tests given up on after they ignored a timeout: their code never
         # resumes, and nothing waits for their tasks.
         self._abandoned: set[Ticket] = set()
-        # Tests interrupted by Ctrl-C or pytest.exit: pytest reports no
-        # outcome for them, so the end-of-run line does not count them.
-        self._uncounted: set[Ticket] = set()
         # Where the first test in flight was at a Ctrl-C.
         self._interrupted_at: TracebackType | None = None
 
@@ -418,13 +431,13 @@ class ConcurrentSession:
         self._admitted(ticket, item)
         next_index = ticket.index + 1
         nextitem = self._items[next_index] if next_index < len(self._items) else None
-        started = self._stats.test_started()
+        record = self._stats.test_started(item.nodeid, concurrent=False)
         try:
             self._fixtures.isolate(item)
             one_task = needs_one_task(item, self._plans[ticket.index])
             run_alone(item, nextitem, self._loop, one_task=one_task)
         finally:
-            self._stats.test_ended(started)
+            self._stats.test_ended(record)
             assert self._setup_state is not None
             self._setup_state.item_finished(item)
             self._fixtures.setup_over(item)
@@ -483,11 +496,15 @@ class ConcurrentSession:
         """The loop stood still: the tests in flight other than the culprit
         get the time back, from their durations and their limits."""
         assert self._stalls is not None
-        in_flight: list[Hashable] = list(self._ticket_of)
+        in_flight: list[pytest.Item] = list(self._ticket_of)
         self._stalls.stalled(stall, in_flight)
         seconds = stall.seconds or 0.0
-        others = len(in_flight) - (1 if stall.culprit in self._ticket_of else 0)
-        self._stats.stalled(seconds, others)
+        culprit = stall.culprit if isinstance(stall.culprit, pytest.Item) else None
+        frozen = [item.nodeid for item in in_flight if item is not culprit]
+        where = self._stalls.where(stall)
+        self._stats.stalled(
+            seconds, frozen, culprit.nodeid if culprit else None, where, stall.began
+        )
         if self._timeouts is not None:
             self._timeouts.deadlines.postpone(seconds, sparing=stall.culprit)
 
@@ -522,7 +539,9 @@ class ConcurrentSession:
         task = asyncio.current_task()
         running_test.set(RunningTest(item, concurrent=True, task=task))
         task_owner.set(item)
-        self._started_at[ticket] = self._stats.test_started()
+        record = self._records[ticket] = self._stats.test_started(item.nodeid)
+        if ticket.resources or ticket.held_through or ticket.group is not None:
+            record.holds = _holds_in_words(ticket)
         try:
             self._fixtures.isolate(item)
             if self._timeouts is not None and task is not None:
@@ -565,7 +584,7 @@ class ConcurrentSession:
             self._timeouts.ended(item)
         if self._stalls is not None:
             self._stalls.forget(item)
-        self._stats.test_ended(self._started_at.pop(ticket), counted=ticket not in self._uncounted)
+        self._stats.test_ended(self._records.pop(ticket))
         assert self._setup_state is not None
         self._setup_state.item_finished(item)
         self._fixtures.setup_over(item)
@@ -642,7 +661,6 @@ class ConcurrentSession:
         for ticket in list(self._cancellable):
             task = self._tasks.get(ticket)
             if task is not None:
-                self._uncounted.add(ticket)
                 bridge.interrupt(task)
 
     def _note_where_interrupted(self) -> None:

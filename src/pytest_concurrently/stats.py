@@ -1,84 +1,295 @@
-"""What a run achieved: tests, wall time, test time, peak in flight."""
+"""What a run achieved, test by test: the records behind the end-of-run
+line and the timeline.
+
+Every test that runs in a concurrent session gets one :class:`TestRecord`:
+when it was ready to start, when it started and ended, its phases as pytest
+reported them, what it waited for, what it held, and how it ended. The
+end-of-run line sums the records, and the timeline draws them, so the two
+cannot disagree.
+
+Times are ``time.perf_counter`` readings; pytest's reports carry wall-clock
+times (``time.time``), which :meth:`RunStats.reported` moves onto the same
+clock.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["RunStats"]
+import pytest
+
+__all__ = ["FixtureRecord", "RunStats", "StallRecord", "TestRecord"]
+
+
+@dataclass(slots=True, eq=False)
+class TestRecord:
+    """One test's run, as the timeline draws it."""
+
+    nodeid: str
+    #: Whether it ran alongside other tests (False: alone).
+    concurrent: bool
+    started: float
+    #: When it could have started but for other tests, and what it waited
+    #: for; None if it started as soon as it could.
+    queued: tuple[float, str] | None = None
+    ended: float | None = None
+    #: phase -> (start, stop), from pytest's reports.
+    phases: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: (start, stop, what) of each wait for another test while in flight.
+    waits: list[tuple[float, float, str]] = field(default_factory=list)
+    #: What it held, in words (``resource 'db'``, ``group 'payments'``).
+    holds: tuple[str, ...] = ()
+    #: Seconds it stood still while another test blocked the loop.
+    stalled: float = 0.0
+    #: How pytest counted it: passed, failed, error, skipped, xfailed,
+    #: xpassed, interrupted, or rerun (pytest-rerunfailures ran it again).
+    outcome: str | None = None
+    #: The first line of its failure, if it failed.
+    message: str | None = None
+
+    @property
+    def reported(self) -> bool:
+        """Whether pytest reported an outcome for it (a test in flight at
+        Ctrl-C gets none)."""
+        return self.outcome is not None
+
+    @property
+    def own_seconds(self) -> float:
+        """Its test time: from the start of its setup to the end of its
+        teardown, less the time it stood still for other tests (locks it
+        waited for, the loop blocked by another test)."""
+        if self.ended is None:
+            return 0.0
+        waited = sum(stop - start for start, stop, _ in self.waits)
+        return max(self.ended - self.started - waited - self.stalled, 0.0)
+
+
+@dataclass(slots=True, eq=False)
+class FixtureRecord:
+    """One instance of a shared (wider than function scoped) fixture."""
+
+    name: str
+    scope: str
+    #: The instance's parameter id, if the fixture is parametrized.
+    param: str | None
+    setup: tuple[float, float | None]
+    teardown: tuple[float, float | None] | None = None
+
+    def tearing_down(self) -> None:
+        """Its teardown begins now."""
+        self.teardown = (time.perf_counter(), None)
+
+    def torn_down(self) -> None:
+        """Its teardown has ended."""
+        now = time.perf_counter()
+        self.teardown = (self.teardown[0] if self.teardown else now, now)
+
+
+@dataclass(slots=True, eq=False)
+class StallRecord:
+    """A time the loop stood still, and who held it."""
+
+    began: float
+    seconds: float
+    nodeid: str | None
+    where: str | None
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    """How pytest's summary counts one report of a test."""
+    if getattr(report, "concurrently_interrupted", False):
+        return "interrupted"
+    if report.outcome == "rerun":  # type: ignore[comparison-overlap]
+        return "rerun"
+    xfail = hasattr(report, "wasxfail")
+    if report.skipped:
+        return "xfailed" if xfail else "skipped"
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    return "xpassed" if xfail else "passed"
+
+
+#: Which outcome a test shows when its phases disagree (a passed call with
+#: an error in teardown is an error).
+_PRECEDENCE = {
+    outcome: rank
+    for rank, outcome in enumerate(
+        ["passed", "xpassed", "skipped", "xfailed", "rerun", "interrupted", "failed", "error"]
+    )
+}
+
+
+def _first_line(report: pytest.TestReport) -> str | None:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = getattr(crash, "message", None)
+    if text is None:
+        if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
+            text = str(report.longrepr[2])
+        elif report.longrepr is not None:
+            lines = str(report.longrepr).strip().splitlines()
+            text = lines[-1] if lines else None
+    if not text:
+        return None
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first[:300] or None
 
 
 @dataclass
 class RunStats:
-    """Counts for the end-of-run line.
+    """The records of one concurrent session, and the end-of-run line."""
 
-    Test time is the sum over tests of the time from the start of a test's
-    setup to the end of its teardown; wall time runs from the first test's
-    start to the last test's end.
-    """
-
-    tests: int = 0
-    test_seconds: float = 0.0
+    #: node id -> its record, in the order tests started.
+    records: dict[str, TestRecord] = field(default_factory=dict)
+    fixtures: list[FixtureRecord] = field(default_factory=list)
+    stalls: list[StallRecord] = field(default_factory=list)
     peak_in_flight: int = 0
     #: (plugin, reason) -> how many async tests ran alone under that plugin
     #: (or, with the plugin "", under this one) for that reason.
     alone_under_other_plugins: dict[tuple[str, str], int] = field(default_factory=dict)
-    #: node id -> seconds the test waited for other tests (to start, or for
-    #: a lock while it ran), and for what, in words.
-    waits: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
     #: (node id, where it was) for each test in flight at a Ctrl-C.
     interrupted: list[tuple[str, str]] = field(default_factory=list)
-    #: Seconds the loop stood still, blocked by a test.
-    stalled_seconds: float = 0.0
+    #: When the run began, on both clocks: ``time.time`` and ``perf_counter``.
+    began: tuple[float, float] = field(default_factory=lambda: (time.time(), time.perf_counter()))
     _in_flight: int = 0
+    #: node id -> (seconds, what) it waited to start, until it starts.
+    _queued: dict[str, tuple[float, str]] = field(default_factory=dict)
+    #: id of a fixture definition -> the record of its instance set up now.
+    _open_fixtures: dict[int, FixtureRecord] = field(default_factory=dict)
     _started_at: float | None = None
     _ended_at: float | None = None
 
-    def test_started(self) -> float:
-        """Record a start; returns the start time to hand to :meth:`test_ended`."""
+    def test_started(self, nodeid: str, *, concurrent: bool = True) -> TestRecord:
+        """Record a start; returns the record to hand to :meth:`test_ended`."""
         now = time.perf_counter()
         if self._started_at is None:
             self._started_at = now
         self._in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-        return now
+        record = TestRecord(nodeid, concurrent, now)
+        queued = self._queued.pop(nodeid, None)
+        if queued is not None:
+            record.queued = (now - queued[0], queued[1])
+        self.records[nodeid] = record
+        return record
 
-    def test_ended(self, started_at: float, *, counted: bool = True) -> None:
-        """Record the end of a test that started at ``started_at``; not
-        ``counted`` when pytest reports no outcome for it (it was
-        interrupted)."""
+    def test_ended(self, record: TestRecord) -> None:
+        """Record the end of the test ``record`` stands for."""
         now = time.perf_counter()
         self._in_flight -= 1
         self._ended_at = now
-        if counted:
-            self.tests += 1
-            self.test_seconds += now - started_at
+        record.ended = now
 
-    def stalled(self, seconds: float, others: int) -> None:
-        """The loop stood still for ``seconds`` while ``others`` tests
-        besides the one that blocked it were in flight: that is not their
-        test time."""
-        self.test_seconds -= seconds * others
-        self.stalled_seconds += seconds
+    def reported(self, report: pytest.TestReport) -> None:
+        """Take one phase's report into its test's record."""
+        record = self.records.get(report.nodeid)
+        if record is None:
+            return
+        shift = self.began[1] - self.began[0]
+        record.phases[report.when] = (report.start + shift, report.stop + shift)
+        if report.passed and report.when != "call":
+            return  # pytest counts a passed test by its call alone
+        outcome = _outcome(report)
+        if record.outcome is None or _PRECEDENCE[outcome] > _PRECEDENCE[record.outcome]:
+            record.outcome = outcome
+        if report.failed and record.message is None:
+            record.message = _first_line(report)
+
+    def stalled(
+        self,
+        seconds: float,
+        frozen: list[str],
+        culprit: str | None,
+        where: str | None,
+        began: float,
+    ) -> None:
+        """The loop stood still for ``seconds`` from ``began``, held by the
+        test ``culprit`` (at ``where``): the tests ``frozen`` meanwhile do
+        not count that time as theirs."""
+        for nodeid in frozen:
+            record = self.records.get(nodeid)
+            if record is not None:
+                record.stalled += seconds
+        self.stalls.append(StallRecord(began, seconds, culprit, where))
 
     def waited(self, nodeid: str, seconds: float, what: str, *, in_flight: bool = False) -> None:
-        """Record that a test waited ``seconds`` for ``what``; ``in_flight``
-        when it waited while running (for a lock), which is then not counted
-        as test time."""
-        if in_flight:
-            self.test_seconds -= seconds
-        total, reasons = self.waits.get(nodeid, (0.0, []))
-        if what not in reasons:
-            reasons = [*reasons, what]
-        self.waits[nodeid] = (total + seconds, reasons)
+        """Record that a test waited ``seconds``, until now, for ``what``;
+        ``in_flight`` when it waited while running (for a lock), which is
+        then not its test time."""
+        if not in_flight:
+            # Told as it is admitted, just before its record is made.
+            self._queued[nodeid] = (seconds, what)
+            return
+        record = self.records.get(nodeid)
+        if record is not None:
+            now = time.perf_counter()
+            record.waits.append((now - seconds, now, what))
+
+    def fixture_set_up(
+        self, key: object, name: str, scope: str, param: str | None, began: float
+    ) -> FixtureRecord:
+        """Record a shared fixture instance, known by ``key`` until it is
+        torn down, whose setup began at ``began`` and ends now."""
+        record = FixtureRecord(name, scope, param, (began, time.perf_counter()))
+        self.fixtures.append(record)
+        self._open_fixtures[id(key)] = record
+        return record
+
+    def fixture_torn_down(self, key: object) -> None:
+        """The shared fixture instance known by ``key`` is torn down (called
+        for every fixture; most are not shared)."""
+        record = self._open_fixtures.pop(id(key), None)
+        if record is not None:
+            record.torn_down()
 
     def wait_words(self, nodeid: str) -> str | None:
         """How long a test waited and for what, as ``waited 1.2 s for
         resource 'db'``; None if it did not wait."""
-        found = self.waits.get(nodeid)
+        found = self._waits_of(self.records.get(nodeid))
         if found is None:
             return None
         return f"waited {found[0]:,.1f} s for {' and '.join(found[1])}"
+
+    @staticmethod
+    def _waits_of(record: TestRecord | None) -> tuple[float, list[str]] | None:
+        if record is None or (record.queued is None and not record.waits):
+            return None
+        total = 0.0
+        reasons: list[str] = []
+        if record.queued is not None:
+            total += record.started - record.queued[0]
+            reasons.append(record.queued[1])
+        for start, stop, what in record.waits:
+            total += stop - start
+            if what not in reasons:
+                reasons.append(what)
+        return total, reasons
+
+    @property
+    def waits(self) -> dict[str, tuple[float, list[str]]]:
+        """node id -> seconds the test waited for other tests (to start, or
+        for a lock while it ran), and for what, in words."""
+        found = {}
+        for nodeid, record in self.records.items():
+            waited = self._waits_of(record)
+            if waited is not None:
+                found[nodeid] = waited
+        return found
+
+    @property
+    def tests(self) -> int:
+        """The tests pytest reported an outcome for."""
+        return sum(1 for record in self.records.values() if record.reported)
+
+    @property
+    def test_seconds(self) -> float:
+        """The sum of the reported tests' own times."""
+        return sum(record.own_seconds for record in self.records.values() if record.reported)
+
+    @property
+    def stalled_seconds(self) -> float:
+        """Seconds the loop stood still, blocked by a test."""
+        return sum(stall.seconds for stall in self.stalls)
 
     @property
     def wall_seconds(self) -> float:
@@ -91,21 +302,25 @@ class RunStats:
         """The end-of-run line, such as ``concurrently: 480 tests in 12.1 s,
         2,310.4 s of test time (190.9x), up to 100 in flight``."""
         wall = self.wall_seconds
-        speedup = f" ({self.test_seconds / wall:,.1f}x)" if wall > 0 else ""
-        noun = "test" if self.tests == 1 else "tests"
+        test_seconds = self.test_seconds
+        speedup = f" ({test_seconds / wall:,.1f}x)" if wall > 0 else ""
+        tests = self.tests
+        noun = "test" if tests == 1 else "tests"
         line = (
-            f"concurrently: {self.tests:,} {noun} in {wall:,.1f} s, "
-            f"{self.test_seconds:,.1f} s of test time{speedup}, "
+            f"concurrently: {tests:,} {noun} in {wall:,.1f} s, "
+            f"{test_seconds:,.1f} s of test time{speedup}, "
             f"up to {self.peak_in_flight:,} in flight"
         )
-        if self.waits:
-            waited = sum(seconds for seconds, _ in self.waits.values())
-            count = len(self.waits)
+        waits = self.waits
+        if waits:
+            waited = sum(seconds for seconds, _ in waits.values())
+            count = len(waits)
             line += (
                 f"; {count:,} {'test' if count == 1 else 'tests'} waited {waited:,.1f} s for others"
             )
-        if self.stalled_seconds >= 0.05:
-            line += f"; tests blocked the loop for {self.stalled_seconds:,.1f} s"
+        stalled = self.stalled_seconds
+        if stalled >= 0.05:
+            line += f"; tests blocked the loop for {stalled:,.1f} s"
         for (owner, reason), count in sorted(self.alone_under_other_plugins.items()):
             under = f" under {owner}" if owner else ""
             line += f"; {count:,} ran alone{under} ({reason})"
