@@ -8,6 +8,7 @@ fixtures, reporting and scheduling.
 from __future__ import annotations
 
 from .blocking import BlockedLoopWarning as BlockedLoopWarning
+from .eventually import eventually as eventually
 from .locking import DeadlockError as DeadlockError
 from .locking import lock as lock
 from .marking import Mode as Mode
@@ -26,6 +27,7 @@ __all__ = [
     "SharedStateWarning",
     "StrayTaskWarning",
     "__version__",
+    "eventually",
     "lock",
     "resource",
 ]

@@ -17,7 +17,7 @@ had left. Nor does time the loop spent blocked by another test:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 
 __all__ = ["Deadlines"]
 
@@ -122,6 +122,20 @@ class Deadlines:
         timer.left = max(timer.handle.when() - self._loop.time(), 0.0)
         timer.handle.cancel()
         timer.handle = None
+
+    def left(self, owner: Hashable, kinds: Iterable[Hashable]) -> float | None:
+        """Seconds before the first of ``owner``'s timers of ``kinds`` runs
+        out (while paused, what it has left); None when none is armed."""
+        timers = self._timers.get(owner)
+        if not timers:
+            return None
+        now = self._loop.time()
+        lefts = [
+            timer.left if timer.handle is None else max(timer.handle.when() - now, 0.0)
+            for kind in kinds
+            if (timer := timers.get(kind)) is not None
+        ]
+        return min(lefts, default=None)
 
     def clear(self) -> None:
         """Cancel every timer."""

@@ -34,7 +34,7 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import blocking, bridge, locking, process_state, stacks, strays
+from . import blocking, bridge, locking, process_state, stacks, strays, timeouts
 from .current import RunningTest, running_test, task_owner
 from .deadlines import Deadlines
 from .loop import EventLoopHost
@@ -330,6 +330,7 @@ class ConcurrentSession:
             self._rerun_alone()
         finally:
             locking.install(None)
+            timeouts.install(None)
             blocking.install(None)
             strays.install(None)
             if self._strays is not None:
@@ -457,6 +458,7 @@ class ConcurrentSession:
                 self._abandon_stuck,
                 self._stalls.latest if self._stalls is not None else lambda item: None,
             )
+            timeouts.install(self._timeouts)
             if self._pytest_timeouts is not None:
                 self._pytest_timeouts.limits = self._timeouts
         if self._strays is not None:

@@ -27,7 +27,7 @@ import pytest
 from . import bridge
 from .deadlines import Deadlines
 
-__all__ = ["RunLimits", "TestTimeouts"]
+__all__ = ["RunLimits", "TestTimeouts", "install", "time_left"]
 
 _TEST, _PHASE, _GRACE = "test", "phase", "grace"
 
@@ -154,6 +154,14 @@ class TestTimeouts:
         self._tests.pop(item, None)
         self.deadlines.disarm(item)
 
+    def time_left(self, item: pytest.Item) -> float | None:
+        """Seconds before a limit interrupts ``item`` in its current phase;
+        None when no limit runs for it. The grace given after an
+        interruption does not count."""
+        if item not in self._tests:
+            return None
+        return self.deadlines.left(item, (_TEST, _PHASE))
+
     def _arm(self, item: pytest.Item, kind: str, seconds: float, message: str) -> None:
         self.deadlines.arm(item, kind, seconds, functools.partial(self._ran_out, item, message))
 
@@ -175,3 +183,19 @@ class TestTimeouts:
         if limited is None or limited.phase != phase:
             return
         self._on_stuck(item, phase, message)
+
+
+_installed: TestTimeouts | None = None
+
+
+def install(timeouts: TestTimeouts | None) -> None:
+    """Make ``timeouts`` the limits :func:`time_left` reads (None: none)."""
+    global _installed
+    _installed = timeouts
+
+
+def time_left(item: pytest.Item) -> float | None:
+    """Seconds before a limit interrupts ``item``, a concurrent test in
+    flight, in its current phase; None when no limit runs for it (what
+    :func:`pytest_concurrently.eventually` stops polling a little before)."""
+    return None if _installed is None else _installed.time_left(item)
