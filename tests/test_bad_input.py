@@ -82,28 +82,45 @@ def test_bad_ini_values(pytester: pytest.Pytester) -> None:
     [
         (
             "@pytest.mark.concurrent(limit=3)\nasync def test_args(): pass",
-            "*test_args: @pytest.mark.concurrent takes only group= and timeout=, got (limit=3)*",
+            [
+                "@pytest.mark.concurrent takes only group= and timeout=, got (limit=3).",
+                "Fix: write @pytest.mark.concurrent, or with group='name' or timeout=seconds.",
+                "    *::test_args",
+            ],
         ),
         (
             "@pytest.mark.isolated('why')\nasync def test_args(): pass",
-            "*test_args: @pytest.mark.isolated takes no arguments, got ('why')*",
+            [
+                "@pytest.mark.isolated takes no arguments, got ('why').",
+                "Fix: write @pytest.mark.isolated.",
+                "    *::test_args",
+            ],
         ),
         (
             "@pytest.mark.concurrent\ndef test_sync(): pass",
-            "*test_sync: @pytest.mark.concurrent applies to async tests*remove the marker or make "
-            "the test async*",
+            [
+                "@pytest.mark.concurrent applies to async tests*",
+                "Fix: remove the marker or make the test async.",
+                "    *::test_sync",
+            ],
         ),
         (
             "@pytest.mark.concurrent\n@pytest.mark.isolated\nasync def test_both(): pass",
-            "*test_both: is marked both concurrent and isolated; keep one of the two*",
+            [
+                "This test is marked both concurrent and isolated.",
+                "Fix: keep one of the two.",
+                "    *::test_both",
+            ],
         ),
     ],
 )
-def test_misused_markers(pytester: pytest.Pytester, source: str, message: str) -> None:
+def test_misused_markers(pytester: pytest.Pytester, source: str, message: list[str]) -> None:
     pytester.makepyfile("import pytest\n\n" + source + "\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([message])
+    result.stderr.fnmatch_lines(
+        ["ERROR: pytest-concurrently: 1 test uses markers wrongly; no test ran.", "", *message]
+    )
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
@@ -207,12 +224,56 @@ def test_every_misused_test_is_named_in_one_run_grouped_by_cause(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*pytest-concurrently:",
-            "  3 tests: @pytest.mark.concurrent applies to async tests*; remove the marker*:",
+            "ERROR: pytest-concurrently: 5 tests use markers wrongly; no test ran.",
+            "",
+            "@pytest.mark.concurrent applies to async tests*",
+            "Fix: remove the marker or make the test async.",
             "    test_a.py::test_sync",
             "    test_a.py::test_sync_too",
             "    test_b.py::test_sync_again",
-            "  test_a.py::test_isolated: @pytest.mark.isolated takes no arguments*",
-            "  test_b.py::test_group: @pytest.mark.concurrent(group=...) needs a non-empty string*",
+            "",
+            "@pytest.mark.isolated takes no arguments*",
+            "Fix: write @pytest.mark.isolated.",
+            "    test_a.py::test_isolated",
+            "",
+            "@pytest.mark.concurrent(group=...) needs a non-empty string*",
+            "Fix: name the group, as in group='payments'.",
+            "    test_b.py::test_group",
         ]
     )
+
+
+def test_under_xdist_misused_markers_are_reported_once_before_the_run(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrent
+        def test_sync():
+            pass
+
+        async def test_fine():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in output
+    assert output.count("tests use markers wrongly") + output.count("test uses markers") == 2
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR collecting*",
+            "pytest-concurrently: 1 test uses markers wrongly; no test ran.",
+            "",
+            "@pytest.mark.concurrent applies to async tests*",
+            "Fix: remove the marker or make the test async.",
+            "    *::test_sync",
+            "*short test summary info*",
+            "ERROR * - pytest-concurrently: 1 test uses markers wrongly; no test ran.",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*PASSED*")
+    result.stdout.no_fnmatch_line("*passed*")

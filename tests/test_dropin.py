@@ -385,8 +385,9 @@ def test_concurrent_marker_on_a_test_that_needs_its_own_loop_is_an_error(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*test_marked: is marked concurrent, but it overrides the event_loop_policy "
-            "fixture; remove the concurrent marker, and pytest-asyncio runs it alone"
+            "This test is marked concurrent, but it overrides the event_loop_policy fixture.",
+            "Fix: remove the concurrent marker, and pytest-asyncio runs it alone.",
+            "    *::test_marked",
         ]
     )
 

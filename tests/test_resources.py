@@ -339,7 +339,7 @@ async def test_marked():
     )
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*::test_marked: " + message])
+    result.stderr.fnmatch_lines([message, "Fix: *", "    *::test_marked"])
 
 
 def test_misused_resource_decorator_fails_at_import(pytester: pytest.Pytester) -> None:
@@ -384,8 +384,9 @@ async def test_decorated():
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*::test_decorated: is decorated with pytest_concurrently.resource, which is for "
-            "fixtures; mark the test @pytest.mark.resource(...) instead"
+            "This test is decorated with pytest_concurrently.resource, which is for fixtures.",
+            "Fix: mark the test @pytest.mark.resource(...) instead.",
+            "    *::test_decorated",
         ]
     )
 

@@ -48,7 +48,9 @@ async def test_blocks():
 def _timeline(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest(
-        "--concurrently-timeline", "out/timeline.json", "--concurrently-blocking-threshold=0.1",
+        "--concurrently-timeline",
+        "out/timeline.json",
+        "--concurrently-blocking-threshold=0.1",
         *args,
     )
     data = json.loads((pytester.path / "out" / "timeline.json").read_text())
@@ -160,7 +162,8 @@ def test_an_html_timeline_holds_the_same_document(pytester: pytest.Pytester) -> 
     page = (pytester.path / "timeline.html").read_text()
     assert page.lstrip().lower().startswith("<!doctype html>")
     assert "test_suite.py::test_uses[3]" in page
-    assert "http://" not in page and "https://" not in page
+    assert "http://" not in page
+    assert "https://" not in page
 
 
 def test_a_run_with_nothing_concurrent_writes_an_empty_timeline(

@@ -102,7 +102,11 @@ async def test_marked():
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*::test_marked: @pytest.mark.concurrent(timeout=...) needs seconds, 0 or more, got*"]
+        [
+            "@pytest.mark.concurrent(timeout=...) needs seconds, 0 or more, got*",
+            "Fix: give a number of seconds, as in timeout=30.",
+            "    *::test_marked",
+        ]
     )
 
 

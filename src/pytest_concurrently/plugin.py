@@ -77,6 +77,8 @@ class _PluginState:
     # Node ids of the tests that ran concurrently, and how many of them failed.
     concurrent_ids: set[str] = field(default_factory=set)
     failed_concurrently: int = 0
+    # Whether pytest-xdist's workers reported misused markers.
+    usage_error_reported: bool = False
     # Where the timeline was written, once it was.
     timeline_written: Path | None = None
     # Resource name -> its limit, from the ini option, markers and fixtures.
@@ -391,7 +393,18 @@ def pytest_collection_modifyitems(
             under = f" under {plan.owner}" if plan.owner is not None else ""
             state.alone_under[item.nodeid] = f"alone{under}: {plan.alone_because}"
     if problems:
-        raise pytest.UsageError(_grouped_by_cause(problems))
+        message = _grouped_by_cause(problems)
+        if hasattr(config, "workerinput"):
+            # Every pytest-xdist worker finds the same problems: as a failed
+            # collection report, the controller shows them once and runs
+            # nothing (a usage error would look like a crashed worker).
+            report = pytest.CollectReport("", "failed", message, [])
+            report.concurrently_usage_error = True  # type: ignore[attr-defined]
+            config.hook.pytest_collectreport(report=report)
+            session.testsfailed += 1
+            items[:] = []
+            return
+        raise pytest.UsageError(message)
     try:
         state.limits = collect_limits(state.limits, _declared_limits(items, plans))
     except ValueError as exc:
@@ -429,18 +442,23 @@ def _declared_limits(
 
 
 def _grouped_by_cause(errors: list[MarkerError]) -> str:
-    """One usage error for every misused test, grouped by what is wrong, so
-    that one run names everything to fix."""
+    """One usage error for every misused test, a paragraph per cause with
+    the fix and the tests it applies to, so that one run names everything to
+    fix."""
     by_cause: dict[tuple[str, str], list[str]] = {}
     for error in errors:
         for problem in error.problems:
             by_cause.setdefault(problem, []).append(error.nodeid)
-    lines = ["pytest-concurrently:"]
+    count = len({error.nodeid for error in errors})
+    lines = [
+        f"pytest-concurrently: {count:,} {'test uses' if count == 1 else 'tests use'} "
+        "markers wrongly; no test ran."
+    ]
     for (cause, fix), nodeids in by_cause.items():
-        if len(nodeids) == 1:
-            lines.append(f"  {nodeids[0]}: {cause}; {fix}")
-            continue
-        lines.append(f"  {len(nodeids):,} tests: {cause}; {fix}:")
+        if cause[:1].islower():
+            # A cause without a subject, such as "is marked both ...".
+            cause = f"{'This test' if len(nodeids) == 1 else 'Each of these tests'} {cause}"
+        lines += ["", f"{cause}.", f"Fix: {fix}."]
         lines.extend(f"    {nodeid}" for nodeid in nodeids)
     return "\n".join(lines)
 
@@ -768,6 +786,12 @@ class FailureCounter:
         if report.nodeid in state.concurrent_ids and report.nodeid not in state.reruns.failed_alone:
             state.failed_concurrently += 1
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """On the pytest-xdist controller, note the workers' report of
+        misused markers: the run ends as a usage error, as without xdist."""
+        if getattr(report, "concurrently_usage_error", False):
+            self._state.usage_error_reported = True
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
@@ -888,6 +912,8 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
     finally:
         state.loop.close()
         _write_timeline(session.config, state)
+        if state.usage_error_reported:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 def _write_timeline(config: pytest.Config, state: _PluginState) -> None:
