@@ -39,6 +39,7 @@ from .current import RunningTest, running_test, task_owner
 from .deadlines import Deadlines
 from .loop import EventLoopHost
 from .marking import TestPlan, is_hypothesis_test
+from .progress import LiveStatus
 from .rerunning import RerunLedger
 from .resources import declared_resources
 from .scheduling import Access, AdmissionPolicy, Ticket
@@ -276,6 +277,12 @@ class ConcurrentSession:
             else None
         )
         self._records: dict[Ticket, TestRecord] = {}
+        config = session.config
+        self._live_status = (
+            LiveStatus(adapter.terminal_lines(config).show_status, stats, len(self._items))
+            if adapter.wants_status_line(config)
+            else None
+        )
         # Tests given up on after they ignored a timeout: their code never
         # resumes, and nothing waits for their tasks.
         self._abandoned: set[Ticket] = set()
@@ -466,6 +473,8 @@ class ConcurrentSession:
         watchdog = self._watchdog()
         if watchdog is not None:
             watchdog.start()
+        if self._live_status is not None:
+            self._live_status.start(asyncio.get_running_loop())
         self._guarded(self._start, admitted)
         try:
             return await asyncio.shield(self._phase_over)
@@ -478,6 +487,8 @@ class ConcurrentSession:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             raise
         finally:
+            if self._live_status is not None:
+                self._live_status.stop()
             if watchdog is not None:
                 watchdog.pause()
 

@@ -144,6 +144,8 @@ class RunStats:
     fixtures: list[FixtureRecord] = field(default_factory=list)
     stalls: list[StallRecord] = field(default_factory=list)
     peak_in_flight: int = 0
+    #: How many tests have ended.
+    done: int = 0
     #: (plugin, reason) -> how many async tests ran alone under that plugin
     #: (or, with the plugin "", under this one) for that reason.
     alone_under_other_plugins: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -177,6 +179,7 @@ class RunStats:
         """Record the end of the test ``record`` stands for."""
         now = time.perf_counter()
         self._in_flight -= 1
+        self.done += 1
         self._ended_at = now
         record.ended = now
 
@@ -275,6 +278,11 @@ class RunStats:
             if waited is not None:
                 found[nodeid] = waited
         return found
+
+    @property
+    def in_flight(self) -> int:
+        """How many tests are running now."""
+        return self._in_flight
 
     @property
     def tests(self) -> int:

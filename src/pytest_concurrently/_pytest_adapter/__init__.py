@@ -72,6 +72,7 @@ from .setupstate import restart_setup_state as restart_setup_state
 from .terminal import TerminalLines as TerminalLines
 from .terminal import register_terminal_lines as register_terminal_lines
 from .terminal import terminal_lines as terminal_lines
+from .terminal import wants_status_line as wants_status_line
 from .warning_capture import recording_warnings as recording_warnings
 from .warning_capture import trim_warning_frames as trim_warning_frames
 
@@ -103,4 +104,5 @@ __all__ = [
     "terminal_lines",
     "trim_warning_frames",
     "update_main_context",
+    "wants_status_line",
 ]

@@ -22,6 +22,13 @@ pytest's own format, since ``write_ensure_prefix`` starts a new line when
 line is not that file's (``write_fspath_result``, which also writes the
 progress column of the line it ends). Tests that run alone are left alone.
 
+On a terminal, it shows a live status line below the terminal's current
+line (:meth:`TerminalLines.show_status`), cleared before anything else is
+written: it is written to the terminal writer's file behind the writer's
+back, so the writer's idea of its current line (what ``ensure_newline`` and
+the progress column go by) stays true, and cleared by moving the cursor back
+to where the writer left it.
+
 It also writes the live lines of concurrent tests (``-s`` output and live
 log records, tagged with the test by :mod:`..live_output` and :mod:`.logs`),
 each on a line of its own, by the reporter's convention: a live line is
@@ -41,11 +48,15 @@ writes through ``write_ensure_prefix`` or ``write_fspath_result`` alone;
 column at ``pytest_runtest_logfinish`` (9.x at its report), so without
 ``-v`` the column of a line ended by another file's letter may leave out
 tests that reported but have not finished.
-pytest 8.2 does not export ``pytest.TerminalReporter``.
+pytest 8.2 does not export ``pytest.TerminalReporter``. The status line
+uses the reporter's ``isatty`` and ``_tw`` (its ``TerminalWriter``), and the
+writer's ``_file``, ``fullwidth`` and ``width_of_current_line``, the same from
+8.2 to 9.x.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
@@ -58,7 +69,13 @@ from _pytest.terminal import TerminalReporter
 from .. import live_output
 from .patching import patched
 
-__all__ = ["TerminalLines", "register_terminal_lines", "tagged_live_output", "terminal_lines"]
+__all__ = [
+    "TerminalLines",
+    "register_terminal_lines",
+    "tagged_live_output",
+    "terminal_lines",
+    "wants_status_line",
+]
 
 _PLUGIN_NAME = "concurrently-terminal-lines"
 
@@ -87,6 +104,9 @@ class TerminalLines:
         # Live lines come from threads a test started, too.
         self._lock = threading.RLock()
         self._paths: dict[str, Path] = {}
+        # While a status line is shown: the column the writer's current
+        # line ends at, where the cursor goes back to.
+        self._status_column: int | None = None
 
     @contextmanager
     def concurrent_phase(self) -> Iterator[None]:
@@ -100,6 +120,7 @@ class TerminalLines:
         try:
             yield
         finally:
+            self.clear_status()
             self._reporter = None
             if reporter is not None and not self._verbose and reporter.currentfspath == _LINE_OPEN:
                 # Without -v, the reporter takes any value but None for a
@@ -112,6 +133,8 @@ class TerminalLines:
         """Keep the reporter from writing the start of a concurrent test's
         line; the test's report writes the line."""
         reporter = self._reporter
+        if self._status_column is not None:
+            self.clear_status()
         if reporter is None or not (self._verbose or self._file_names):
             return (yield)
         with (
@@ -125,6 +148,8 @@ class TerminalLines:
         """Without ``-v``, before a concurrent test's progress letter, start
         a line with its file's path unless the line on the terminal is that
         file's."""
+        if self._status_column is not None:
+            self.clear_status()
         reporter = self._reporter
         if reporter is None or self._verbose or not self._file_names:
             return
@@ -139,6 +164,12 @@ class TerminalLines:
             if reporter.currentfspath == _LINE_OPEN:
                 reporter.currentfspath = None
             reporter.write_fspath_result(report.nodeid, "")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logfinish(self) -> None:
+        """The reporter may write the progress column here (pytest 8)."""
+        if self._status_column is not None:
+            self.clear_status()
 
     def write_line(self, text: str, stream: TextIO, *, is_stdout: bool) -> None:
         """Write ``text`` (one line, without its newline) to ``stream`` on a
@@ -158,6 +189,7 @@ class TerminalLines:
                 stream.flush()
             return
         with self._lock:
+            self.clear_status()
             if is_stdout:
                 reporter.ensure_newline()
                 reporter.write(text, flush=True)
@@ -171,10 +203,45 @@ class TerminalLines:
         """Output written outside any concurrent test follows: if the
         terminal's line is whole (a live line, or a ``-v`` outcome line),
         end it, so that the output does not run on from it."""
+        self.clear_status()
         reporter = self._reporter
         if reporter is not None and reporter.currentfspath == _LINE_OPEN:
             with self._lock:
                 reporter.ensure_newline()
+
+    def show_status(self, text: str) -> None:
+        """Show ``text`` as the live status line, in place of the last one:
+        on the line below the terminal's current line (on it, if it is
+        empty), until anything else is written."""
+        reporter = self._reporter
+        if reporter is None:
+            return
+        with self._lock:
+            self.clear_status()
+            writer = reporter._tw
+            column = writer.width_of_current_line
+            room = writer.fullwidth - 1
+            if column >= writer.fullwidth:
+                # The line fills the terminal's width, or has wrapped: the
+                # cursor could not find its end again.
+                return
+            writer.flush()
+            writer._file.write(("\n" if column else "\r") + text[:room])
+            writer._file.flush()
+            self._status_column = column
+
+    def clear_status(self) -> None:
+        """Take the status line away, and put the cursor back where the
+        writer left it."""
+        if self._status_column is None or self._reporter is None:
+            return
+        with self._lock:
+            column, self._status_column = self._status_column, None
+            file = self._reporter._tw._file
+            # Erase the status line; then, if it was below the current line,
+            # go up to that line's end.
+            file.write("\r\x1b[K" + (f"\x1b[1A\x1b[{column + 1}G" if column else ""))
+            file.flush()
 
     def _terminal_reporter(self) -> TerminalReporter | None:
         reporter = self._config.pluginmanager.get_plugin("terminalreporter")
@@ -187,6 +254,17 @@ class TerminalLines:
         if path is None:
             path = self._paths[file] = self._config.rootpath / file
         return path
+
+
+def wants_status_line(config: pytest.Config) -> bool:
+    """Whether a live status line suits the run: the terminal reporter
+    writes to a terminal, not under ``-q``, and not on a CI server (whose
+    logs keep every byte)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if not isinstance(reporter, TerminalReporter) or not reporter.isatty:
+        return False
+    on_ci = bool(os.environ.get("CI") or os.environ.get("BUILD_NUMBER"))
+    return config.get_verbosity() >= 0 and not on_ci
 
 
 def _write_nothing(*args: object, **kwargs: object) -> None:
