@@ -198,3 +198,13 @@ def test_lanes_never_overlap_and_are_as_few_as_the_deepest_overlap(
         (sum(1 for start, end in spans if start <= at < end) for at, _ in spans), default=0
     )
     assert len(by_lane) == max(deepest, 1 if spans else 0)
+
+
+def test_the_timeline_under_xdist_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest("-p", "xdist", "-n", "2", "--concurrently-timeline", "t.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--concurrently-timeline needs every test's records in one process*without -n*"]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()

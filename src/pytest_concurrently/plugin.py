@@ -240,29 +240,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: The markers this plugin registers, as ``pytest --markers`` lists them.
+MARKERS = (
+    f"{CONCURRENT_MARKER}(group=None, timeout=None): run this async test concurrently with "
+    "other concurrent tests on one event loop; tests of a group never overlap tests of "
+    "another group; timeout limits its setup and call, in seconds (pytest-concurrently).",
+    f"{RESOURCE_MARKER}(name, *names, mode='exclusive', limit=None): the test holds the "
+    "named resources from its setup to its teardown; exclusive holders overlap no "
+    "other holder, shared ones only shared ones (pytest-concurrently).",
+    f"{ISOLATED_MARKER}: run this test with no other test in flight, even under "
+    "--concurrently-mode=auto (pytest-concurrently).",
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register the markers, validate the options and create the loop."""
-    config.addinivalue_line(
-        "markers",
-        f"{CONCURRENT_MARKER}(group=None): run this async test concurrently with other "
-        "concurrent tests on one event loop; tests of a group never overlap tests of "
-        "another group (pytest-concurrently).",
-    )
-    config.addinivalue_line(
-        "markers",
-        f"{RESOURCE_MARKER}(name, *names, mode='exclusive', limit=None): the test holds the "
-        "named resources from its setup to its teardown; exclusive holders overlap no "
-        "other holder, shared ones only shared ones (pytest-concurrently).",
-    )
-    config.addinivalue_line(
-        "markers",
-        f"{ISOLATED_MARKER}: run this test with no other test in flight, even under "
-        "--concurrently-mode=auto (pytest-concurrently).",
-    )
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
     try:
         limits = parse_limits(config.getini("concurrently_resources"))
     except ValueError as exc:
         raise pytest.UsageError(f"pytest-concurrently: {exc}") from None
+    if (
+        config.getoption("concurrently_timeline", None)
+        and config.getoption("dist", "no") != "no"
+        and not hasattr(config, "workerinput")
+    ):
+        raise pytest.UsageError(
+            "pytest-concurrently: --concurrently-timeline needs every test's records in "
+            "one process, and pytest-xdist (-n, --dist) runs them in its workers; "
+            "run without -n to write the timeline"
+        )
     state = _PluginState(
         limits=limits,
         mode=_read_mode(config),
