@@ -6,7 +6,7 @@ kind it is busy with, a pool of browsers. An example that names
 ``with=docs_service`` in its annotation (see "Executed examples" in
 ``docs/design.md``) runs with this module beside it and every name in
 ``__all__`` imported, so the examples can use ``start_service()``,
-``wait_until()`` and the fixtures below without showing where they come from.
+and the fixtures below without showing where they come from.
 
 Everything runs in the test process on the session's loop, with timers
 rather than tasks (a task a test starts and leaves running would be stopped
@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypeVar
 
 import pytest
 
@@ -39,10 +38,8 @@ __all__ = [
     "service",
     "start_events_service",
     "start_service",
-    "wait_until",
 ]
 
-T = TypeVar("T")
 
 #: Seconds from an order's submission to its payment, and to its shipping.
 PAID_AFTER = 0.05
@@ -131,24 +128,6 @@ async def start_service() -> OrdersService:
     """Start an order service."""
     await asyncio.sleep(0.01)
     return OrdersService()
-
-
-async def wait_until(
-    predicate: Callable[[], Awaitable[T | None]], timeout: float = 5.0, interval: float = 0.02
-) -> T:
-    """Await ``predicate()`` until it returns something true, and return that.
-
-    :raises TimeoutError: after ``timeout`` seconds.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if loop.time() >= deadline:
-            raise TimeoutError(f"condition not met within {timeout} s; last value: {value!r}")
-        await asyncio.sleep(interval)
 
 
 class EventsService:
