@@ -1,14 +1,18 @@
 """The "poll until the system shows the effect" helper used by the system tests.
 
-It lives in its own module rather than in ``conftest.py`` because pytest
-loads conftest files itself and they are not meant to be imported by tests.
+It is :func:`pytest_concurrently.eventually` with this suite's defaults: the
+order service answers within a few seconds, and polling every tenth of a
+second keeps the tests quick. It lives in its own module rather than in
+``conftest.py`` because pytest loads conftest files itself and they are not
+meant to be imported by tests.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from pytest_concurrently import eventually
 
 __all__ = ["wait_until"]
 
@@ -28,16 +32,17 @@ async def wait_until(
     concurrently.
 
     Raises:
-        TimeoutError: if ``timeout`` seconds pass first; the message shows the
-            last value seen, which is usually what explains the failure.
+        AssertionError: if ``timeout`` seconds pass first; the message says
+            how many attempts were made and what the last one returned,
+            which is usually what explains the failure.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+
+    async def check() -> T:
         value = await predicate()
-        if value:
-            return value
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise TimeoutError(f"condition not met within {timeout} s; last value: {value!r}")
-        await asyncio.sleep(min(interval, remaining))
+        # A check that returns None passes eventually(); here None means
+        # "not yet", as any falsy value does.
+        if not value:
+            raise AssertionError(f"not yet: the predicate returned {value!r}")
+        return value
+
+    return await eventually(check, timeout=timeout, interval=interval)
