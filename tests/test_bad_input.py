@@ -22,7 +22,7 @@ async def test_ok():
         ),
         (
             ["--concurrently-sync-tests=sometimes"],
-            "*--concurrently-sync-tests must be one of interleave, alone; got 'sometimes'*",
+            "*--concurrently-sync-tests must be one of interleave, alone, thread; got 'sometimes'*",
         ),
         (["--concurrency=0"], "*--concurrency must be a whole number of at least 1*got '0'*"),
         (["--concurrency=many"], "*--concurrency must be a whole number of at least 1*got 'many'*"),
@@ -83,8 +83,9 @@ def test_bad_ini_values(pytester: pytest.Pytester) -> None:
         (
             "@pytest.mark.concurrent(limit=3)\nasync def test_args(): pass",
             [
-                "@pytest.mark.concurrent takes only group= and timeout=, got (limit=3).",
-                "Fix: write @pytest.mark.concurrent, or with group='name' or timeout=seconds.",
+                "@pytest.mark.concurrent takes only group=, timeout= and thread=, got (limit=3).",
+                "Fix: write @pytest.mark.concurrent, or with group='name', timeout=seconds or "
+                "thread=True.",
                 "    *::test_args",
             ],
         ),
@@ -100,7 +101,8 @@ def test_bad_ini_values(pytester: pytest.Pytester) -> None:
             "@pytest.mark.concurrent\ndef test_sync(): pass",
             [
                 "@pytest.mark.concurrent applies to async tests*",
-                "Fix: remove the marker or make the test async.",
+                "Fix: make the test async, run it in a thread with thread=True, or remove the "
+                "marker.",
                 "    *::test_sync",
             ],
         ),
@@ -227,7 +229,7 @@ def test_every_misused_test_is_named_in_one_run_grouped_by_cause(
             "ERROR: pytest-concurrently: 5 tests use markers wrongly; no test ran.",
             "",
             "@pytest.mark.concurrent applies to async tests*",
-            "Fix: remove the marker or make the test async.",
+            "Fix: make the test async, run it in a thread with thread=True, or remove the marker.",
             "    test_a.py::test_sync",
             "    test_a.py::test_sync_too",
             "    test_b.py::test_sync_again",
@@ -269,7 +271,7 @@ def test_under_xdist_misused_markers_are_reported_once_before_the_run(
             "pytest-concurrently: 1 test uses markers wrongly; no test ran.",
             "",
             "@pytest.mark.concurrent applies to async tests*",
-            "Fix: remove the marker or make the test async.",
+            "Fix: make the test async, run it in a thread with thread=True, or remove the marker.",
             "    *::test_sync",
             "*short test summary info*",
             "ERROR * - pytest-concurrently: 1 test uses markers wrongly; no test ran.",

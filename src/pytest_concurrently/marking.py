@@ -74,6 +74,9 @@ class TestPlan:
     :param group: the group of a concurrent test (``concurrent(group=...)``).
     :param timeout: its own time limit in seconds, 0 for none
         (``concurrent(timeout=...)``); None to take the run's.
+    :param threaded: a sync test whose body runs in a worker thread, in
+        flight beside other tests (``concurrent(thread=True)``, or
+        ``concurrently_sync_tests = thread``).
     """
 
     concurrent: bool
@@ -85,6 +88,7 @@ class TestPlan:
     resources: tuple[ResourceNeed, ...] = ()
     group: str | None = None
     timeout: float | None = None
+    threaded: bool = False
 
 
 class MarkerError(Exception):
@@ -106,18 +110,22 @@ def plan_test(
     mode: Mode,
     *,
     interleave_sync: bool = False,
+    thread_sync: bool = False,
     isolating: frozenset[str] = frozenset(ISOLATING_FIXTURES),
 ) -> TestPlan:
     """Decide how ``item`` runs under ``mode``.
 
     :param interleave_sync: in auto mode, let a plain sync test function run
         between concurrent tests instead of alone (see docs/semantics.md).
+    :param thread_sync: run the body of every sync test that auto mode, or a
+        ``concurrent`` marker, makes concurrent in a worker thread
+        (``concurrently_sync_tests = thread``).
     :param isolating: fixture names that make a test run alone
         (``concurrently_isolated_fixtures``).
     :raises MarkerError: for a misused ``concurrent``, ``isolated`` or
         ``resource`` marker.
     """
-    plan = _plan_running(item, mode, interleave_sync, isolating)
+    plan = _plan_running(item, mode, interleave_sync, thread_sync, isolating)
     resources = _resource_needs(item)
     concurrent_mark = item.get_closest_marker(CONCURRENT_MARKER) if plan.concurrent else None
     group = timeout = None
@@ -153,7 +161,11 @@ def _resource_needs(item: pytest.Item) -> tuple[ResourceNeed, ...]:
 
 
 def _plan_running(
-    item: pytest.Item, mode: Mode, interleave_sync: bool, isolating: frozenset[str]
+    item: pytest.Item,
+    mode: Mode,
+    interleave_sync: bool,
+    thread_sync: bool,
+    isolating: frozenset[str],
 ) -> TestPlan:
     closest = _closest_marks(item)
     concurrent_mark = closest.get(CONCURRENT_MARKER)
@@ -162,8 +174,11 @@ def _plan_running(
     # to every item, sync ones included, is not misusing it.
     own_names = {mark.name for mark in getattr(getattr(item, "obj", None), "pytestmark", ())}
     is_async = is_async_test(item)
-    _check_markers(item, closest, own_names, is_async)
+    _check_markers(item, closest, own_names, is_async, thread_sync)
     if not is_async:
+        threaded = _runs_in_a_thread(item, mode, closest, thread_sync, isolating)
+        if threaded:
+            return TestPlan(concurrent=True, threaded=True)
         interleaves = (
             interleave_sync
             and mode is Mode.AUTO
@@ -199,8 +214,35 @@ def _plan_running(
     return TestPlan(concurrent=False, owner=owner, is_async=True, alone_because=reason)
 
 
+def _runs_in_a_thread(
+    item: pytest.Item,
+    mode: Mode,
+    closest: dict[str, pytest.Mark],
+    thread_sync: bool,
+    isolating: frozenset[str],
+) -> bool:
+    """Whether the sync test ``item`` runs concurrently, its body in a
+    worker thread: marked ``concurrent(thread=True)``, or made concurrent by
+    auto mode or a ``concurrent`` marker under ``concurrently_sync_tests =
+    thread``; never when it is isolated or uses an isolating fixture."""
+    concurrent = closest.get(CONCURRENT_MARKER)
+    if closest.get(ISOLATED_MARKER) is not None or not is_plain_test_function(item):
+        return False
+    if concurrent is not None and "thread" in concurrent.kwargs:
+        wanted = bool(concurrent.kwargs["thread"]) and mode is not Mode.OFF
+    else:
+        wanted = thread_sync and (
+            mode is Mode.AUTO or (mode is Mode.MARKED and concurrent is not None)
+        )
+    return wanted and _isolating_fixture(item, isolating) is None and not _why_not_concurrent(item)
+
+
 def _check_markers(
-    item: pytest.Item, closest: dict[str, pytest.Mark], own_names: set[str], is_async: bool
+    item: pytest.Item,
+    closest: dict[str, pytest.Mark],
+    own_names: set[str],
+    is_async: bool,
+    thread_sync: bool,
 ) -> None:
     isolated = closest.get(ISOLATED_MARKER)
     if isolated is not None and (isolated.args or isolated.kwargs):
@@ -208,14 +250,24 @@ def _check_markers(
         raise MarkerError(item.nodeid, [(cause, "write @pytest.mark.isolated")])
     concurrent = closest.get(CONCURRENT_MARKER)
     if concurrent is not None and (
-        concurrent.args or set(concurrent.kwargs) - {"group", "timeout"}
+        concurrent.args or set(concurrent.kwargs) - {"group", "timeout", "thread"}
     ):
         cause = (
-            "@pytest.mark.concurrent takes only group= and timeout=, got "
+            "@pytest.mark.concurrent takes only group=, timeout= and thread=, got "
             f"{_format_arguments(concurrent)}"
         )
-        fix = "write @pytest.mark.concurrent, or with group='name' or timeout=seconds"
+        fix = "write @pytest.mark.concurrent, or with group='name', timeout=seconds or thread=True"
         raise MarkerError(item.nodeid, [(cause, fix)])
+    thread = concurrent.kwargs.get("thread") if concurrent is not None else None
+    if thread is not None and not isinstance(thread, bool):
+        cause = f"@pytest.mark.concurrent(thread=...) needs True or False, got {thread!r}"
+        raise MarkerError(item.nodeid, [(cause, "write thread=True")])
+    if thread and is_async and CONCURRENT_MARKER in own_names:
+        cause = (
+            "@pytest.mark.concurrent(thread=True) is for sync tests, and this test is an "
+            "'async def' function, which runs on the event loop"
+        )
+        raise MarkerError(item.nodeid, [(cause, "remove thread=True")])
     timeout = concurrent.kwargs.get("timeout") if concurrent is not None else None
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
@@ -234,12 +286,13 @@ def _check_markers(
         raise MarkerError(
             item.nodeid, [("is marked both concurrent and isolated", "keep one of the two")]
         )
-    if CONCURRENT_MARKER in own_names and not is_async:
+    if CONCURRENT_MARKER in own_names and not is_async and not (thread or thread_sync):
         cause = (
             "@pytest.mark.concurrent applies to async tests, and this test is not an "
             "'async def' function"
         )
-        raise MarkerError(item.nodeid, [(cause, "remove the marker or make the test async")])
+        fix = "make the test async, run it in a thread with thread=True, or remove the marker"
+        raise MarkerError(item.nodeid, [(cause, fix)])
 
 
 def _isolating_fixture(item: pytest.Item, isolating: frozenset[str]) -> str | None:

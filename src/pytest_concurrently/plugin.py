@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextvars
 import time
+import warnings
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import blocking, bridge, locking, strays, timeline
+from . import blocking, bridge, locking, stacks, strays, timeline
 from .loop import EventLoopHost
 from .marking import (
     CONCURRENT_MARKER,
@@ -39,6 +43,7 @@ from .running import (
     run_sequentially,
 )
 from .stats import RunStats
+from .threads import BodyThreads
 from .timeouts import RunLimits
 
 try:
@@ -66,9 +71,11 @@ class _PluginState:
     # this plugin runs the test loop, so one task sets each up and tears it
     # down, whichever tests' contexts ask for it.
     own_sync_fixtures: bool = False
-    # In auto mode, whether sync tests interleave ("interleave") or run
-    # alone ("alone").
+    # Whether sync tests interleave ("interleave", in auto mode), run alone
+    # ("alone") or run their bodies in threads ("thread").
     sync_tests: str = "interleave"
+    # The worker threads of threaded sync tests, made on first use.
+    body_threads: BodyThreads | None = None
     # In auto mode, why no test ran concurrently (for the end of the run).
     nothing_concurrent: str | None = None
     # node id -> why a test written for another plugin ran alone under it.
@@ -86,6 +93,8 @@ class _PluginState:
     # Time limits, the loop's watchdog and stray tasks.
     faults: FaultPolicy = field(default_factory=FaultPolicy)
 
+
+T = TypeVar("T")
 
 _state_key = pytest.StashKey[_PluginState]()
 _plan_key = pytest.StashKey[TestPlan]()
@@ -147,9 +156,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="concurrently_sync_tests",
         default=None,
         metavar="HOW",
-        help="in auto mode, interleave (default): sync test functions run between "
+        help="interleave (default): in auto mode, sync test functions run between "
         "concurrent tests, each while nothing else runs; alone: each sync test runs "
-        "with no other test in flight.",
+        "with no other test in flight; thread: sync tests that auto mode or a "
+        "'concurrent' marker makes concurrent run their bodies in worker threads, "
+        "beside the other tests in flight.",
     )
     group.addoption(
         "--concurrently-rerun-alone",
@@ -167,7 +178,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "concurrently_sync_tests",
-        "default for --concurrently-sync-tests: interleave or alone.",
+        "default for --concurrently-sync-tests: interleave, alone or thread.",
         default="interleave",
     )
     parser.addini(
@@ -242,8 +253,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 #: The markers this plugin registers, as ``pytest --markers`` lists them.
 MARKERS = (
-    f"{CONCURRENT_MARKER}(group=None, timeout=None): run this async test concurrently with "
-    "other concurrent tests on one event loop; tests of a group never overlap tests of "
+    f"{CONCURRENT_MARKER}(group=None, timeout=None, thread=False): run this async test "
+    "concurrently with other concurrent tests on one event loop (a sync test with "
+    "thread=True: its body in a worker thread); tests of a group never overlap tests of "
     "another group; timeout limits its setup and call, in seconds (pytest-concurrently).",
     f"{RESOURCE_MARKER}(name, *names, mode='exclusive', limit=None): the test holds the "
     "named resources from its setup to its teardown; exclusive holders overlap no "
@@ -287,7 +299,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered after every plugin installed or named with -p, so that among
     # the first-called implementations of pytest_pyfunc_call it is called
     # first: anyio's would otherwise run a test claimed from it.
-    config.pluginmanager.register(TestBodies(), "concurrently-test-bodies")
+    config.pluginmanager.register(TestBodies(state), "concurrently-test-bodies")
     config.pluginmanager.register(FailureCounter(state), "concurrently-failure-counter")
     adapter.register_terminal_lines(config)
     # After every plugin loaded at start, pytest-mock's included: of two
@@ -305,7 +317,7 @@ def _read_mode(config: pytest.Config) -> Mode:
 
 
 def _read_sync_tests(config: pytest.Config) -> str:
-    return _read_choice(config, "concurrently_sync_tests", ["interleave", "alone"])
+    return _read_choice(config, "concurrently_sync_tests", ["interleave", "alone", "thread"])
 
 
 def _read_choice(config: pytest.Config, name: str, choices: list[str], *, flag: bool = True) -> str:
@@ -389,7 +401,13 @@ def pytest_collection_modifyitems(
     plans = []
     for item in items:
         try:
-            plan = plan_test(item, state.mode, interleave_sync=interleave_sync, isolating=isolating)
+            plan = plan_test(
+                item,
+                state.mode,
+                interleave_sync=interleave_sync,
+                thread_sync=state.sync_tests == "thread",
+                isolating=isolating,
+            )
         except MarkerError as error:
             problems.append(error)
             continue
@@ -424,7 +442,7 @@ def pytest_collection_modifyitems(
         and not plugins.has_plugin("concurrently-verbose-reasons")
     ):
         plugins.register(VerboseReasons(state), "concurrently-verbose-reasons")
-    if not any(plan.concurrent and plan.is_async for plan in plans):
+    if not any(plan.concurrent and (plan.is_async or plan.threaded) for plan in plans):
         # Sync tests interleave between concurrent async tests; without
         # any, they run alone as pytest runs them.
         for item in items:
@@ -726,13 +744,21 @@ def pytest_fixture_post_finalizer(
 
 
 class TestBodies:
-    """Runs the bodies of the ``async def`` tests this plugin runs."""
+    """Runs the bodies of the ``async def`` tests this plugin runs, and of
+    threaded sync tests."""
+
+    def __init__(self, state: _PluginState) -> None:
+        self._state = state
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
-        """Run the body of an ``async def`` test that no other plugin runs."""
+        """Run the body of an ``async def`` test that no other plugin runs,
+        or of a threaded sync test in a worker thread."""
         __tracebackhide__ = True
         plan = pyfuncitem.stash.get(_plan_key, None)
+        if plan is not None and plan.threaded and bridge.can_wait():
+            self._call_in_a_thread(pyfuncitem)
+            return True
         # Decided at collection: --trace later wraps the test function in a
         # sync function that returns the coroutine.
         if plan is None or not _is_ours_and_async(plan):
@@ -743,6 +769,44 @@ class TestBodies:
         else:
             adapter.call_async_test(pyfuncitem)
         return True
+
+    def _call_in_a_thread(self, item: pytest.Function) -> None:
+        __tracebackhide__ = True
+        state = self._state
+        if state.body_threads is None:
+            state.body_threads = BodyThreads()
+        running = state.body_threads.start(adapter.sync_test_body(item), contextvars.copy_context())
+        try:
+            result = bridge.wait_for(_outcome_of(running.future))
+        except BaseException as exc:
+            if running.future.done():
+                raise
+            # Stopped waiting (a time limit, -x, Ctrl-C): the thread runs on.
+            places = stacks.thread_places(running.thread_id)
+            place = stacks.users_place(places, item.config.rootpath)
+            where = f" at {stacks.describe(place, item.config.rootpath)}" if place else ""
+            note = (
+                f"the test's thread, still running{where}, cannot be stopped: it runs on, "
+                "and what it returns or raises is dropped"
+            )
+            if isinstance(exc, pytest.fail.Exception):
+                raise pytest.fail.Exception(f"{exc.msg}; {note}", pytrace=exc.pytrace) from None
+            if isinstance(exc, pytest.skip.Exception):
+                raise pytest.skip.Exception(f"{exc.msg}; {note}") from None
+            raise
+        if result is not None:
+            warnings.warn(
+                pytest.PytestReturnNotNoneWarning(
+                    f"the test function returned {type(result).__name__}, and pytest expects "
+                    "None; use assert to check a result"
+                ),
+                stacklevel=1,
+            )
+
+
+async def _outcome_of(future: concurrent.futures.Future[T]) -> T:
+    """Wait on the session loop for ``future``, set by another thread."""
+    return await asyncio.wrap_future(future)
 
 
 class VerboseReasons:

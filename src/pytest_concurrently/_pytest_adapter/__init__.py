@@ -66,6 +66,7 @@ from .protocol import call_async_test as call_async_test
 from .protocol import is_plain_test_function as is_plain_test_function
 from .protocol import report_abandoned as report_abandoned
 from .protocol import run_protocol as run_protocol
+from .protocol import sync_test_body as sync_test_body
 from .setupstate import ConcurrentSetupState as ConcurrentSetupState
 from .setupstate import install_setup_state as install_setup_state
 from .setupstate import restart_setup_state as restart_setup_state
@@ -101,6 +102,7 @@ __all__ = [
     "run_protocol",
     "setup_async_fixture",
     "setup_in_owner",
+    "sync_test_body",
     "terminal_lines",
     "trim_warning_frames",
     "update_main_context",

@@ -17,6 +17,7 @@ to 9.x.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, cast
@@ -190,6 +191,14 @@ def call_async_test(item: pytest.Function) -> None:
     result = item.obj(**arguments)
     if inspect.isawaitable(result):
         bridge.wait_for(result)
+
+
+def sync_test_body(item: pytest.Function) -> Callable[[], object]:
+    """A sync test function's body with its arguments, to call on another
+    thread."""
+    funcargs = item.funcargs
+    arguments = {name: funcargs[name] for name in item._fixtureinfo.argnames}
+    return functools.partial(item.obj, **arguments)
 
 
 def is_plain_test_function(item: pytest.Item) -> bool:
