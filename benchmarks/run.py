@@ -16,6 +16,8 @@ Runners:
 * ``pytest-concurrently``: this project, with ``--concurrently-mode=auto``.
 
 Scenarios: ``overhead``, ``sleepers``, ``param`` and ``fixtures`` (see ``SCENARIOS``);
+``threads``: one-second sync tests (``time.sleep``), run by plain pytest and by
+pytest-concurrently with their bodies in threads;
 ``exclusive``: one-second tests of which every tenth holds one exclusive resource; and
 ``dropin``: one-second tests written for pytest-asyncio and for anyio's plugin, each run
 by that plugin alone and with pytest-concurrently in auto mode beside it.
@@ -118,6 +120,8 @@ class Scenario:
 
 #: Suites written for another plugin: run by it alone, then with this one in auto mode.
 DROPIN_RUNNERS = ("pytest-asyncio", "pytest-asyncio+concurrently", "anyio", "anyio+concurrently")
+#: Sync tests: plain pytest, and this plugin running their bodies in threads.
+THREAD_RUNNERS = ("pytest", "concurrently-threads")
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -156,6 +160,15 @@ SCENARIOS: dict[str, Scenario] = {
             1000,
             test_wait_s=1.0,
             runners=DROPIN_RUNNERS,
+        ),
+        Scenario(
+            "threads",
+            "sync tests each sleeping 1 s (`time.sleep`), their bodies in threads under "
+            "pytest-concurrently",
+            "functions",
+            1000,
+            test_wait_s=1.0,
+            runners=THREAD_RUNNERS,
         ),
     )
 }
@@ -335,6 +348,10 @@ def _concurrently_options(scenario: Scenario) -> list[str]:
     return ["--concurrently-mode=auto", "--concurrency", str(max(scenario.count, 100))]
 
 
+def _threads_options(scenario: Scenario) -> list[str]:
+    return [*_concurrently_options(scenario), "--concurrently-sync-tests=thread"]
+
+
 def _asyncio_and_concurrently_options(scenario: Scenario) -> list[str]:
     return [*_asyncio_options(scenario), *_concurrently_options(scenario)]
 
@@ -435,6 +452,16 @@ RUNNERS: tuple[Runner, ...] = (
         concurrent_tests=True,
         concurrent_fixtures=True,
         options=_concurrently_options,
+    ),
+    Runner(
+        key="concurrently-threads",
+        distributions=("pytest-concurrently",),
+        import_name="pytest_concurrently",
+        fallback_plugin_names=("concurrently",),
+        style=Style(is_async=False),
+        concurrent_tests=True,
+        concurrent_fixtures=False,
+        options=_threads_options,
     ),
     Runner(
         key="pytest-asyncio+concurrently",
