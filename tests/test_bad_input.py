@@ -264,7 +264,8 @@ def test_under_xdist_misused_markers_are_reported_once_before_the_run(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()
     assert "INTERNALERROR" not in output
-    assert output.count("tests use markers wrongly") + output.count("test uses markers") == 2
+    # Each worker found it; it is shown once.
+    assert output.count("Fix: ") == 1
     result.stdout.fnmatch_lines(
         [
             "*ERROR collecting*",
@@ -274,7 +275,6 @@ def test_under_xdist_misused_markers_are_reported_once_before_the_run(
             "Fix: make the test async, run it in a thread with thread=True, or remove the marker.",
             "    *::test_sync",
             "*short test summary info*",
-            "ERROR * - pytest-concurrently: 1 test uses markers wrongly; no test ran.",
         ]
     )
     result.stdout.no_fnmatch_line("*PASSED*")
