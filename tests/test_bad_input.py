@@ -264,8 +264,9 @@ def test_under_xdist_misused_markers_are_reported_once_before_the_run(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()
     assert "INTERNALERROR" not in output
-    # Each worker found it; it is shown once.
-    assert output.count("Fix: ") == 1
+    # Each worker found it; it is shown once (the short summary may repeat
+    # it, whole on CI).
+    assert output.count("ERROR collecting") == 1
     result.stdout.fnmatch_lines(
         [
             "*ERROR collecting*",

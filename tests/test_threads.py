@@ -303,3 +303,33 @@ def test_misused_thread_arguments(pytester: pytest.Pytester, source: str, messag
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message, "Fix: *", "    *::test_it"])
+
+
+def test_a_test_that_patches_runs_on_the_loops_thread(pytester: pytest.Pytester) -> None:
+    # Even with monkeypatch allowed to overlap, its layers are made on the
+    # loop's thread, never from a preempted worker thread.
+    pytester.makeini(
+        """
+        [pytest]
+        concurrently_mode = auto
+        concurrently_sync_tests = thread
+        concurrently_isolated_fixtures =
+        """
+    )
+    pytester.makepyfile(
+        """
+        import threading
+        import pytest
+
+        main = threading.get_ident()
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_patches(n, monkeypatch, tmp_path):
+            assert threading.get_ident() == main
+            monkeypatch.chdir(tmp_path)
+
+        def test_plain():
+            assert threading.get_ident() != main
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=4)

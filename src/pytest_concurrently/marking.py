@@ -42,6 +42,15 @@ _ALWAYS_ISOLATING = {
 }
 
 
+#: Fixtures whose patches a threaded body cannot make: the layers that let
+#: overlapping tests patch and unpatch in any order assume that a test is
+#: only ever switched away from at an ``await``, and a thread is preempted
+#: anywhere. A sync test that uses one runs on the loop's thread instead.
+_NOT_IN_THREADS = frozenset(
+    {"monkeypatch", "mocker", "class_mocker", "module_mocker", "package_mocker", "session_mocker"}
+)
+
+
 class Mode(enum.Enum):
     """The value of ``concurrently_mode``."""
 
@@ -224,7 +233,8 @@ def _runs_in_a_thread(
     """Whether the sync test ``item`` runs concurrently, its body in a
     worker thread: marked ``concurrent(thread=True)``, or made concurrent by
     auto mode or a ``concurrent`` marker under ``concurrently_sync_tests =
-    thread``; never when it is isolated or uses an isolating fixture."""
+    thread``; never when it is isolated, uses an isolating fixture, or
+    patches through ``monkeypatch`` or ``mocker``."""
     concurrent = closest.get(CONCURRENT_MARKER)
     if closest.get(ISOLATED_MARKER) is not None or not is_plain_test_function(item):
         return False
@@ -234,7 +244,12 @@ def _runs_in_a_thread(
         wanted = thread_sync and (
             mode is Mode.AUTO or (mode is Mode.MARKED and concurrent is not None)
         )
-    return wanted and _isolating_fixture(item, isolating) is None and not _why_not_concurrent(item)
+    return (
+        wanted
+        and _isolating_fixture(item, isolating) is None
+        and _NOT_IN_THREADS.isdisjoint(item.fixturenames)  # type: ignore[attr-defined]
+        and not _why_not_concurrent(item)
+    )
 
 
 def _check_markers(

@@ -80,7 +80,16 @@ BASELINE: Final = RunMode("off", ("--concurrently-mode=off",))
 #: The concurrent runs that must agree with the baseline.
 CANDIDATES: Final = (
     RunMode("auto", ("--concurrently-mode=auto",)),
-    RunMode("auto-c3", ("--concurrently-mode=auto", "--concurrency", "3")),
+    # At most three in flight, sync tests' bodies in threads.
+    RunMode(
+        "auto-c3-threads",
+        (
+            "--concurrently-mode=auto",
+            "--concurrency",
+            "3",
+            "--concurrently-sync-tests=thread",
+        ),
+    ),
 )
 #: Options of every run. The hypothesis plugin is turned off only because
 #: importing it costs more than running a whole generated suite; pytest-randomly
