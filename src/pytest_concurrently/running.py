@@ -277,11 +277,9 @@ class ConcurrentSession:
             else None
         )
         self._records: dict[Ticket, TestRecord] = {}
-        config = session.config
+        show_status = adapter.status_line_writer(session.config)
         self._live_status = (
-            LiveStatus(adapter.terminal_lines(config).show_status, stats, len(self._items))
-            if adapter.wants_status_line(config)
-            else None
+            LiveStatus(show_status, stats, len(self._items)) if show_status is not None else None
         )
         # Tests given up on after they ignored a timeout: their code never
         # resumes, and nothing waits for their tasks.

@@ -54,9 +54,9 @@ def _test_entry(record: TestRecord, zero: float) -> dict[str, Any]:
         "lane": 0,
         "queued": round((queued[0] if queued else record.started) - zero, 6),
         "admission_for": queued[1] if queued else None,
-        "setup": _span(record.phases.get("setup"), zero),
-        "call": _span(record.phases.get("call"), zero),
-        "teardown": _span(record.phases.get("teardown"), zero),
+        "setup": _span(record.setup, zero),
+        "call": _span(record.call, zero),
+        "teardown": _span(record.teardown, zero),
         "waits": [
             {"start": round(start - zero, 6), "end": round(stop - zero, 6), "for": what}
             for start, stop, what in record.waits

@@ -72,8 +72,8 @@ from .setupstate import install_setup_state as install_setup_state
 from .setupstate import restart_setup_state as restart_setup_state
 from .terminal import TerminalLines as TerminalLines
 from .terminal import register_terminal_lines as register_terminal_lines
+from .terminal import status_line_writer as status_line_writer
 from .terminal import terminal_lines as terminal_lines
-from .terminal import wants_status_line as wants_status_line
 from .warning_capture import recording_warnings as recording_warnings
 from .warning_capture import trim_warning_frames as trim_warning_frames
 
@@ -102,9 +102,9 @@ __all__ = [
     "run_protocol",
     "setup_async_fixture",
     "setup_in_owner",
+    "status_line_writer",
     "sync_test_body",
     "terminal_lines",
     "trim_warning_frames",
     "update_main_context",
-    "wants_status_line",
 ]

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
@@ -72,12 +72,13 @@ from .patching import patched
 __all__ = [
     "TerminalLines",
     "register_terminal_lines",
+    "status_line_writer",
     "tagged_live_output",
     "terminal_lines",
-    "wants_status_line",
 ]
 
 _PLUGIN_NAME = "concurrently-terminal-lines"
+_STATUS_PLUGIN_NAME = "concurrently-status-line"
 
 # The reporter's own value of currentfspath for a line that has more on it
 # than its start: the next line starts with a newline.
@@ -165,12 +166,6 @@ class TerminalLines:
                 reporter.currentfspath = None
             reporter.write_fspath_result(report.nodeid, "")
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logfinish(self) -> None:
-        """The reporter may write the progress column here (pytest 8)."""
-        if self._status_column is not None:
-            self.clear_status()
-
     def write_line(self, text: str, stream: TextIO, *, is_stdout: bool) -> None:
         """Write ``text`` (one line, without its newline) to ``stream`` on a
         line of its own.
@@ -256,15 +251,33 @@ class TerminalLines:
         return path
 
 
-def wants_status_line(config: pytest.Config) -> bool:
-    """Whether a live status line suits the run: the terminal reporter
-    writes to a terminal, not under ``-q``, and not on a CI server (whose
-    logs keep every byte)."""
+class _StatusClearing:
+    """Clears the status line where the reporter writes outside the hooks
+    :class:`TerminalLines` has anyway: registered only with a status line,
+    so that runs without one pay nothing for it."""
+
+    def __init__(self, lines: TerminalLines) -> None:
+        self._lines = lines
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logfinish(self) -> None:
+        """The reporter may write the progress column here (pytest 8)."""
+        self._lines.clear_status()
+
+
+def status_line_writer(config: pytest.Config) -> Callable[[str], None] | None:
+    """What shows a live status line, when one suits the run: the terminal
+    reporter writes to a terminal, not under ``-q``, and not on a CI server
+    (whose logs keep every byte); else None."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if not isinstance(reporter, TerminalReporter) or not reporter.isatty:
-        return False
-    on_ci = bool(os.environ.get("CI") or os.environ.get("BUILD_NUMBER"))
-    return config.get_verbosity() >= 0 and not on_ci
+        return None
+    if config.get_verbosity() < 0 or os.environ.get("CI") or os.environ.get("BUILD_NUMBER"):
+        return None
+    lines = terminal_lines(config)
+    if not config.pluginmanager.has_plugin(_STATUS_PLUGIN_NAME):
+        config.pluginmanager.register(_StatusClearing(lines), _STATUS_PLUGIN_NAME)
+    return lines.show_status
 
 
 def _write_nothing(*args: object, **kwargs: object) -> None:
