@@ -104,6 +104,14 @@ class EventLoopHost:
                 raise
         return cast(T, copy_back(result))
 
+    def call_soon_threadsafe(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` on the session loop, from any thread: when the
+        loop next runs, or at once if it is running. Does nothing when there
+        is no loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(callback)
+
     def close(self) -> None:
         """Cancel what is left, finish async generators, shut down the
         default executor and close the loop. Safe to call when no loop was

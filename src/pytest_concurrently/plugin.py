@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import time
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import blocking, bridge, locking, stacks, strays, timeline
+from . import blocking, bridge, distributed, locking, stacks, strays, timeline
+from ._plugin_adapters import xdist_worker
 from .loop import EventLoopHost
 from .marking import (
     CONCURRENT_MARKER,
@@ -86,6 +88,8 @@ class _PluginState:
     failed_concurrently: int = 0
     # Whether pytest-xdist's workers reported misused markers.
     usage_error_reported: bool = False
+    # The concurrent run in progress, to stop from another thread.
+    current_run: ConcurrentSession | None = None
     # Where the timeline was written, once it was.
     timeline_written: Path | None = None
     # Resource name -> its limit, from the ini option, markers and fixtures.
@@ -310,6 +314,27 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(
             plugin_adapters.timeouts.ConcurrentTimeouts(), "concurrently-timeouts"
         )
+    interactor = xdist_worker.worker_interactor(config)
+    if interactor is not None:
+        config.pluginmanager.register(
+            distributed.XdistWorker(interactor, _plan_of), "concurrently-xdist-worker"
+        )
+    elif config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput"):
+        controller = distributed.XdistController(functools.partial(_merge_worker_output, state))
+        config.pluginmanager.register(controller, "concurrently-xdist-controller")
+
+
+def _merge_worker_output(state: _PluginState, output: dict[str, Any]) -> None:
+    """On pytest-xdist's controller: take in a worker's failures and
+    reruns, for the end-of-run lines."""
+    state.failed_concurrently += int(output.get("failed_concurrently", 0))
+    failed_concurrently, failed_alone = output.get("reruns", ({}, ()))
+    state.reruns.failed_concurrently.update(failed_concurrently)
+    state.reruns.failed_alone.update(failed_alone)
+
+
+def _plan_of(item: pytest.Item) -> TestPlan:
+    return item.stash.get(_plan_key, TestPlan(concurrent=False))
 
 
 def _read_mode(config: pytest.Config) -> Mode:
@@ -396,7 +421,7 @@ def pytest_collection_modifyitems(
     """Plan every selected test; reject misused markers by name."""
     state = config.stash[_state_key]
     problems = []
-    interleave_sync = state.sync_tests == "interleave" and not hasattr(config, "workerinput")
+    interleave_sync = state.sync_tests == "interleave"
     isolating = frozenset(config.getini("concurrently_isolated_fixtures"))
     plans = []
     for item in items:
@@ -521,22 +546,6 @@ def _refuse_conflicting_options(
         )
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Refuse concurrent tests on a pytest-xdist worker, by name."""
-    # A worker runs the tests its controller sends, one by one, through its
-    # own test loop; admitting them concurrently needs that loop's
-    # cooperation. Failing the setup (not the collection) keeps xdist's
-    # protocol intact, so every such test is reported with the reason.
-    plan = item.stash.get(_plan_key, None)
-    if plan is not None and plan.concurrent and hasattr(item.config, "workerinput"):
-        pytest.fail(
-            f"{item.nodeid} would run concurrently, which pytest-concurrently does not "
-            "support under pytest-xdist yet; run with --concurrently-mode=off, or without -n",
-            pytrace=False,
-        )
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     """Give every test that runs alone a context of its own for the async
@@ -583,16 +592,20 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     runs async code of ours (then each such test runs in one task)."""
     config = session.config
     state = config.stash[_state_key]
-    if config.option.collectonly or hasattr(config, "workerinput"):
+    if config.option.collectonly:
         return None
-    plans = [item.stash.get(_plan_key, TestPlan(concurrent=False)) for item in session.items]
+    worker = config.pluginmanager.get_plugin("concurrently-xdist-worker")
+    if hasattr(config, "workerinput") and worker is None:
+        return None
+    plans = [_plan_of(item) for item in session.items]
     concurrent = any(plan.concurrent for plan in plans)
     if not concurrent:
         if state.mode is Mode.AUTO:
             state.nothing_concurrent = _why_nothing_is_concurrent(plans)
-        if not any(
+        if worker is not None or not any(
             needs_one_task(item, plan) for item, plan in zip(session.items, plans, strict=True)
         ):
+            # A worker runs the tests one by one as pytest-xdist sends them.
             return None
     if session.testsfailed and not config.option.continue_on_collection_errors:
         errors = session.testsfailed
@@ -605,6 +618,24 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             state.own_sync_fixtures = False
         return True
     state.stats = RunStats()
+    _count_alone(state, plans)
+    state.concurrent_ids = {
+        item.nodeid for item, plan in zip(session.items, plans, strict=True) if plan.concurrent
+    }
+    if worker is not None:
+        _run_share_by_share(session, state, worker)
+        return True
+    _run_concurrently(session, state, session.items, plans)
+    if session.shouldfail:
+        raise session.Failed(session.shouldfail)
+    if session.shouldstop:
+        raise session.Interrupted(session.shouldstop)
+    return True
+
+
+def _count_alone(state: _PluginState, plans: list[TestPlan]) -> None:
+    """Count, for the end-of-run line, the async tests that run alone."""
+    assert state.stats is not None
     alone = state.stats.alone_under_other_plugins
     for plan in plans:
         if plan.concurrent or not plan.is_async:
@@ -614,30 +645,73 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             alone[key] = alone.get(key, 0) + 1
         elif plan.owner is None and plan.alone_because is not None:
             alone[("", plan.alone_because)] = alone.get(("", plan.alone_because), 0) + 1
+
+
+def _run_concurrently(
+    session: pytest.Session,
+    state: _PluginState,
+    items: list[pytest.Item],
+    plans: list[TestPlan],
+) -> None:
+    """Run ``items`` with a :class:`ConcurrentSession`."""
+    assert state.stats is not None
+    config = session.config
     state.own_sync_fixtures = True
-    state.concurrent_ids = {
-        item.nodeid for item, plan in zip(session.items, plans, strict=True) if plan.concurrent
-    }
-    reruns = state.reruns if state.reruns.enabled else None
     try:
-        ConcurrentSession(
+        state.current_run = ConcurrentSession(
             session,
             plans,
             state.concurrency,
             state.loop,
             state.stats,
-            reruns,
+            state.reruns if state.reruns.enabled else None,
             state.limits,
             state.faults,
             config.pluginmanager.get_plugin("concurrently-timeouts"),
-        ).run()
+            items=items,
+        )
+        state.current_run.run()
     finally:
         state.own_sync_fixtures = False
-    if session.shouldfail:
-        raise session.Failed(session.shouldfail)
-    if session.shouldstop:
-        raise session.Interrupted(session.shouldstop)
-    return True
+        state.current_run = None
+
+
+def _run_share_by_share(
+    session: pytest.Session, state: _PluginState, worker: distributed.XdistWorker
+) -> None:
+    """On a pytest-xdist worker, run each batch of tests the controller
+    sends concurrently, until it sends no more or the run stops. Like
+    pytest-xdist's own loop, this ends quietly when the run stops: the
+    controller learns why from the worker's output."""
+
+    def stop(reason: str) -> None:
+        # On execnet's thread: the loop notices at its next turn.
+        if not session.shouldstop:
+            session.shouldstop = reason
+        state.loop.call_soon_threadsafe(_stop_current_run(state))
+
+    for items in worker.batches(session, on_stop=stop):
+        _run_concurrently(session, state, items, [_plan_of(item) for item in items])
+        if session.shouldfail or session.shouldstop:
+            break
+    assert state.stats is not None
+    reruns = state.reruns
+    worker.send_totals(
+        session.config,
+        state.stats,
+        {
+            "failed_concurrently": state.failed_concurrently,
+            "reruns": [dict(reruns.failed_concurrently), sorted(reruns.failed_alone)],
+        },
+    )
+
+
+def _stop_current_run(state: _PluginState) -> Callable[[], None]:
+    def stop_soon() -> None:
+        if state.current_run is not None:
+            state.current_run.stop_soon()
+
+    return stop_soon
 
 
 def _why_nothing_is_concurrent(plans: list[TestPlan]) -> str:
@@ -954,9 +1028,14 @@ def pytest_terminal_summary_end_of_run_line(
     """Print the end-of-run line after every other summary section (the
     short test summary among them), just above pytest's final line."""
     result = yield
-    state = terminalreporter.config.stash[_state_key]
-    if state.stats is not None and state.stats.tests:
-        line = state.stats.summary_line()
+    config = terminalreporter.config
+    state = config.stash[_state_key]
+    controller = config.pluginmanager.get_plugin("concurrently-xdist-controller")
+    totals = controller.totals() if controller is not None else None
+    if totals is None and state.stats is not None:
+        totals = state.stats.totals()
+    if totals is not None and totals.tests:
+        line = totals.summary_line()
         reruns = state.reruns.failed_concurrently
         if reruns:
             passed = len(reruns) - len(state.reruns.failed_alone)

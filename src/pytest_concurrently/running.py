@@ -203,6 +203,8 @@ class ConcurrentSession:
     :param limits: the limits of resources, by name.
     :param faults: how to deal with tests that misbehave.
     :param pytest_timeouts: pytest-timeout's hooks, when it is active.
+    :param items: the items to run, when not all the session's (a
+        pytest-xdist worker's share); ``plans`` are theirs.
     """
 
     def __init__(
@@ -216,6 +218,7 @@ class ConcurrentSession:
         limits: Mapping[str, int] | None = None,
         faults: FaultPolicy | None = None,
         pytest_timeouts: plugin_adapters.timeouts.ConcurrentTimeouts | None = None,
+        items: Sequence[pytest.Item] | None = None,
     ) -> None:
         self._session = session
         self._reruns = reruns
@@ -236,7 +239,7 @@ class ConcurrentSession:
             else None
         )
         self._to_rerun: list[pytest.Item] = []
-        self._items: Sequence[pytest.Item] = session.items
+        self._items: Sequence[pytest.Item] = session.items if items is None else items
         self._plans = plans
         self._loop = loop
         self._stats = stats
@@ -347,6 +350,12 @@ class ConcurrentSession:
             if self._pytest_timeouts is not None:
                 self._pytest_timeouts.limits = None
             gc.unfreeze()
+
+    def stop_soon(self) -> None:
+        """Act on a ``shouldstop`` set from another thread: interrupt the
+        tests in flight and start no more. Call it on the session loop (with
+        ``call_soon_threadsafe``)."""
+        self._stop_if_told()
 
     def _keep_failed(self, item: pytest.Item, reports: list[pytest.TestReport]) -> bool:
         """Whether to hold a failed concurrent test back and run it again

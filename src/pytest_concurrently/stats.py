@@ -15,6 +15,7 @@ clock.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -315,30 +316,102 @@ class RunStats:
             return 0.0
         return self._ended_at - self._started_at
 
+    def totals(self) -> RunTotals:
+        """The figures of the end-of-run line, to sum with other workers'."""
+        began_wall, began_perf = self.began
+        first = last = began_wall
+        if self._started_at is not None and self._ended_at is not None:
+            first = began_wall + (self._started_at - began_perf)
+            last = began_wall + (self._ended_at - began_perf)
+        waits = self.waits
+        return RunTotals(
+            tests=self.tests,
+            first_start=first,
+            last_end=last,
+            test_seconds=self.test_seconds,
+            peak_in_flight=self.peak_in_flight,
+            waiting_tests=len(waits),
+            waited_seconds=sum(seconds for seconds, _ in waits.values()),
+            stalled_seconds=self.stalled_seconds,
+            alone=tuple(
+                (owner, reason, count)
+                for (owner, reason), count in sorted(self.alone_under_other_plugins.items())
+            ),
+        )
+
     def summary_line(self) -> str:
         """The end-of-run line, such as ``concurrently: 480 tests in 12.1 s,
         2,310.4 s of test time (190.9x), up to 100 in flight``."""
-        wall = self.wall_seconds
+        return self.totals().summary_line()
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """The figures of the end-of-run line, of one process or summed over
+    pytest-xdist's workers (:meth:`sum`).
+
+    :param first_start: when the first test started (``time.time``).
+    :param last_end: when the last test ended (``time.time``).
+    :param peak_in_flight: the most tests in flight at once in one process.
+    :param alone: (plugin, reason, count) of async tests that ran alone.
+    :param workers: how many processes the figures come from.
+    """
+
+    tests: int
+    first_start: float
+    last_end: float
+    test_seconds: float
+    peak_in_flight: int
+    waiting_tests: int
+    waited_seconds: float
+    stalled_seconds: float
+    alone: tuple[tuple[str, str, int], ...] = ()
+    workers: int = 1
+
+    @classmethod
+    def sum(cls, parts: Sequence[RunTotals]) -> RunTotals:
+        """The totals of a run whose workers ran ``parts`` (not empty)."""
+        ran = [part for part in parts if part.tests] or list(parts)
+        alone: dict[tuple[str, str], int] = {}
+        for part in parts:
+            for owner, reason, count in part.alone:
+                alone[(owner, reason)] = alone.get((owner, reason), 0) + count
+        return cls(
+            tests=sum(part.tests for part in parts),
+            first_start=min(part.first_start for part in ran),
+            last_end=max(part.last_end for part in ran),
+            test_seconds=sum(part.test_seconds for part in parts),
+            peak_in_flight=max(part.peak_in_flight for part in parts),
+            waiting_tests=sum(part.waiting_tests for part in parts),
+            waited_seconds=sum(part.waited_seconds for part in parts),
+            stalled_seconds=sum(part.stalled_seconds for part in parts),
+            alone=tuple((owner, reason, count) for (owner, reason), count in sorted(alone.items())),
+            workers=sum(part.workers for part in parts),
+        )
+
+    def summary_line(self) -> str:
+        """The end-of-run line."""
+        wall = max(self.last_end - self.first_start, 0.0)
         test_seconds = self.test_seconds
         speedup = f" ({test_seconds / wall:,.1f}x)" if wall > 0 else ""
         tests = self.tests
         noun = "test" if tests == 1 else "tests"
+        on_workers = f" on {self.workers:,} workers" if self.workers > 1 else ""
+        per_worker = " per worker" if self.workers > 1 else ""
         line = (
-            f"concurrently: {tests:,} {noun} in {wall:,.1f} s, "
+            f"concurrently: {tests:,} {noun}{on_workers} in {wall:,.1f} s, "
             f"{test_seconds:,.1f} s of test time{speedup}, "
-            f"up to {self.peak_in_flight:,} in flight"
+            f"up to {self.peak_in_flight:,} in flight{per_worker}"
         )
-        waits = self.waits
-        if waits:
-            waited = sum(seconds for seconds, _ in waits.values())
-            count = len(waits)
+        if self.waiting_tests:
+            count = self.waiting_tests
             line += (
-                f"; {count:,} {'test' if count == 1 else 'tests'} waited {waited:,.1f} s for others"
+                f"; {count:,} {'test' if count == 1 else 'tests'} waited "
+                f"{self.waited_seconds:,.1f} s for others"
             )
-        stalled = self.stalled_seconds
-        if stalled >= 0.05:
-            line += f"; tests blocked the loop for {stalled:,.1f} s"
-        for (owner, reason), count in sorted(self.alone_under_other_plugins.items()):
+        if self.stalled_seconds >= 0.05:
+            line += f"; tests blocked the loop for {self.stalled_seconds:,.1f} s"
+        for owner, reason, count in self.alone:
             under = f" under {owner}" if owner else ""
             line += f"; {count:,} ran alone{under} ({reason})"
         return line
