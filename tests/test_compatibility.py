@@ -61,17 +61,12 @@ def test_unittest_async_test_cases_run_as_unittest_runs_them(pytester: pytest.Py
     result.assert_outcomes(passed=1, failed=1)
 
 
-def test_xdist_worker_refuses_concurrent_tests(pytester: pytest.Pytester) -> None:
+def test_xdist_workers_run_concurrent_tests(pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     pytester.makepyfile(WITH_ASYNC_FIXTURE)
-    result = pytester.runpytest("-p", "xdist", "-n", "1", "-rE")
-    result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(
-        [
-            "*test_one would run concurrently, which pytest-concurrently does not support under "
-            "pytest-xdist yet; run with --concurrently-mode=off, or without -n*"
-        ]
-    )
+    result = pytester.runpytest("-p", "xdist", "-n", "1")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["concurrently: 2 tests in *"])
 
 
 def test_xdist_with_mode_off_runs_async_tests(pytester: pytest.Pytester) -> None:

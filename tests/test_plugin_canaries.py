@@ -150,3 +150,47 @@ def test_pytest_timeout_settings_and_timer_hooks(pytester: pytest.Pytester) -> N
         """
     )
     pytester.runpytest("-p", "timeout", "-p", "no:concurrently").assert_outcomes(passed=1)
+
+
+def test_xdist_worker_controller_hands_its_callback_to_the_channel_after_configure_node() -> None:
+    """``listen_to_worker`` replaces a node's ``process_from_remote`` in
+    ``pytest_configure_node``; the node must read the attribute after that
+    hook, when it sets its channel's callback."""
+    pytest.importorskip("xdist")
+    import inspect
+
+    from xdist.workermanage import WorkerController
+
+    source = inspect.getsource(WorkerController.setup)
+    configure = source.index("pytest_configure_node")
+    callback = source.index("setcallback(self.process_from_remote")
+    assert configure < callback
+    for name in ("send_runtest_some", "shutting_down", "process_from_remote", "workerinput"):
+        assert name in inspect.getsource(WorkerController), name
+
+
+def test_xdist_worker_interactor_has_what_the_worker_link_uses() -> None:
+    """The worker's plugin: its queue, its channel, the report index it tags
+    reports with, and the commands its controller sends."""
+    pytest.importorskip("xdist")
+    import inspect
+
+    from xdist import remote
+
+    source = inspect.getsource(remote.WorkerInteractor)
+    for name in ("self.torun", "self.channel", "self.item_index", "self.workerid", "def sendevent"):
+        assert name in source, name
+    for command in ('"runtests"', '"runtests_all"', '"shutdown"', '"steal"'):
+        assert command in source, command
+    assert '"runtest_protocol_complete"' in source
+    assert 'data["item_index"] = self.item_index' in source
+
+
+def test_xdist_scheduler_protocol_is_what_share_scheduling_implements() -> None:
+    pytest.importorskip("xdist")
+    from xdist.scheduler.protocol import Scheduling
+
+    from pytest_concurrently._plugin_adapters.xdist_controller import ShareScheduling
+
+    wanted = {name for name in vars(Scheduling) if not name.startswith("_")}
+    assert wanted <= set(vars(ShareScheduling)), wanted - set(vars(ShareScheduling))

@@ -200,11 +200,26 @@ def test_lanes_never_overlap_and_are_as_few_as_the_deepest_overlap(
     assert len(by_lane) == max(deepest, 1 if spans else 0)
 
 
-def test_the_timeline_under_xdist_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest("-p", "xdist", "-n", "2", "--concurrently-timeline", "t.json")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*--concurrently-timeline needs every test's records in one process*without -n*"]
-    )
-    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+def test_under_xdist_the_workers_timelines_are_one(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    result, data = _timeline(pytester, "-p", "xdist", "-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(passed=6, failed=1, skipped=1)
+    tests = {entry["nodeid"].split("::")[-1]: entry for entry in data["tests"]}
+    assert len(tests) == 8
+    assert data["workers"] == ["gw0", "gw1"]
+    assert {entry["worker"] for entry in tests.values()} == {"gw0", "gw1"}
+    assert data["summary"]["tests"] == 8
+    # Each worker's tests keep lanes of their own.
+    lanes: dict[int, set[str]] = {}
+    for entry in tests.values():
+        lanes.setdefault(entry["lane"], set()).add(entry["worker"])
+    assert all(len(workers) == 1 for workers in lanes.values())
+    # A worker's records keep their order: its shared fixture is set up
+    # within its users' setups and torn down after their calls.
+    uses = [tests[f"test_uses[{n}]"] for n in range(4)]
+    for fixture in data["fixtures"]:
+        users = [entry for entry in uses if entry["worker"] == fixture["worker"]]
+        if fixture["name"] == "service" and users:
+            assert fixture["setup"][0] >= min(entry["setup"][0] for entry in users)
+            assert fixture["teardown"][1] >= max(entry["call"][1] for entry in users)
+    assert all(entry["queued"] >= 0 for entry in tests.values())

@@ -123,6 +123,11 @@ class XdistWorker:
             xdist_controller.SHARE_INFO_EVENT, concurrent=concurrent, keys=keys, alone=alone
         )
 
+    @property
+    def worker_id(self) -> str:
+        """This worker's id, such as ``gw0``."""
+        return str(self._interactor.workerid)
+
     def batches(
         self, session: pytest.Session, on_stop: Callable[[str], None]
     ) -> Iterator[list[pytest.Item]]:

@@ -277,16 +277,6 @@ def pytest_configure(config: pytest.Config) -> None:
         limits = parse_limits(config.getini("concurrently_resources"))
     except ValueError as exc:
         raise pytest.UsageError(f"pytest-concurrently: {exc}") from None
-    if (
-        config.getoption("concurrently_timeline", None)
-        and config.getoption("dist", "no") != "no"
-        and not hasattr(config, "workerinput")
-    ):
-        raise pytest.UsageError(
-            "pytest-concurrently: --concurrently-timeline needs every test's records in "
-            "one process, and pytest-xdist (-n, --dist) runs them in its workers; "
-            "run without -n to write the timeline"
-        )
     state = _PluginState(
         limits=limits,
         mode=_read_mode(config),
@@ -696,14 +686,13 @@ def _run_share_by_share(
             break
     assert state.stats is not None
     reruns = state.reruns
-    worker.send_totals(
-        session.config,
-        state.stats,
-        {
-            "failed_concurrently": state.failed_concurrently,
-            "reruns": [dict(reruns.failed_concurrently), sorted(reruns.failed_alone)],
-        },
-    )
+    extra: dict[str, Any] = {
+        "failed_concurrently": state.failed_concurrently,
+        "reruns": [dict(reruns.failed_concurrently), sorted(reruns.failed_alone)],
+    }
+    if session.config.getoption("concurrently_timeline", None):
+        extra["timeline"] = [worker.worker_id, timeline.document(state.stats)]
+    worker.send_totals(session.config, state.stats, extra)
 
 
 def _stop_current_run(state: _PluginState) -> Callable[[], None]:
@@ -1075,7 +1064,13 @@ def _write_timeline(config: pytest.Config, state: _PluginState) -> None:
     if not path.is_absolute():
         path = config.invocation_params.dir / path
     command = " ".join(["pytest", *config.invocation_params.args])
-    timeline.write(path, state.stats or RunStats(), command=command)
+    controller = config.pluginmanager.get_plugin("concurrently-xdist-controller")
+    if controller is not None:
+        parts = [tuple(output["timeline"]) for output in controller.worker_outputs]
+        data = timeline.merged([(str(w), d) for w, d in parts], command=command)
+        timeline.write_document(path, data)
+    else:
+        timeline.write(path, state.stats or RunStats(), command=command)
     state.timeline_written = path
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .stats import RunStats, TestRecord
 
-__all__ = ["SCHEMA", "document", "pack_lanes", "write"]
+__all__ = ["SCHEMA", "document", "merged", "pack_lanes", "write", "write_document"]
 
 SCHEMA = "pytest-concurrently-timeline/1"
 
@@ -111,6 +111,7 @@ def document(stats: RunStats, *, command: str = "") -> dict[str, Any]:
     test_seconds = stats.test_seconds
     began = datetime.datetime.fromtimestamp(stats.began[0] + (zero - stats.began[1]))
     return {
+        "zero": stats.began[0] + (zero - stats.began[1]),
         "schema": SCHEMA,
         "created": began.astimezone(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -137,10 +138,94 @@ def document(stats: RunStats, *, command: str = "") -> dict[str, Any]:
     }
 
 
+def merged(parts: list[tuple[str, dict[str, Any]]], *, command: str = "") -> dict[str, Any]:
+    """One timeline of a run whose pytest-xdist workers each made one.
+
+    :param parts: (worker id, that worker's :func:`document`).
+
+    Times move onto the earliest worker's clock (each document's ``zero``
+    is its wall-clock start); each worker's lanes come after the previous
+    worker's, and every test and fixture names its worker.
+    """
+    parts = sorted(parts, key=lambda part: part[0])
+    zero = min((data["zero"] for _, data in parts), default=0.0)
+    tests: list[dict[str, Any]] = []
+    fixtures: list[dict[str, Any]] = []
+    stalls: list[dict[str, Any]] = []
+    test_lanes = fixture_lanes = 0
+    summaries = [data["summary"] for _, data in parts]
+    for worker, data in parts:
+        delta = data["zero"] - zero
+        for entry in data["tests"]:
+            entry = {**entry, "worker": worker, "lane": entry["lane"] + test_lanes}
+            entry["queued"] = round(entry["queued"] + delta, 6)
+            for phase in ("setup", "call", "teardown"):
+                entry[phase] = _shifted(entry[phase], delta)
+            entry["waits"] = [
+                {
+                    **wait,
+                    "start": round(wait["start"] + delta, 6),
+                    "end": round(wait["end"] + delta, 6),
+                }
+                for wait in entry["waits"]
+            ]
+            tests.append(entry)
+        for entry in data["fixtures"]:
+            entry = {**entry, "worker": worker, "lane": entry["lane"] + fixture_lanes}
+            entry["setup"] = _shifted(entry["setup"], delta)
+            entry["teardown"] = _shifted(entry["teardown"], delta)
+            fixtures.append(entry)
+        stalls.extend(
+            {**stall, "worker": worker, "start": round(stall["start"] + delta, 6)}
+            for stall in data["stalls"]
+        )
+        test_lanes += 1 + max((entry["lane"] for entry in data["tests"]), default=-1)
+        fixture_lanes += 1 + max((entry["lane"] for entry in data["fixtures"]), default=-1)
+    ends = [
+        max(span[1] for span in (entry["setup"], entry["call"], entry["teardown"]) if span)
+        for entry in tests
+        if entry["setup"] or entry["call"] or entry["teardown"]
+    ]
+    wall = max(ends, default=0.0)
+    test_seconds = sum(summary["test_seconds"] for summary in summaries)
+    tests.sort(key=lambda entry: entry["queued"])
+    return {
+        "zero": zero,
+        "schema": SCHEMA,
+        "created": datetime.datetime.fromtimestamp(zero, datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "command": command,
+        "workers": [worker for worker, _ in parts],
+        "summary": {
+            "tests": sum(summary["tests"] for summary in summaries),
+            "wall_seconds": round(wall, 6),
+            "test_seconds": round(test_seconds, 6),
+            "speedup": round(test_seconds / wall, 3) if wall > 0 else None,
+            "peak_in_flight": max((s["peak_in_flight"] for s in summaries), default=0),
+            "stalled_seconds": round(sum(s["stalled_seconds"] for s in summaries), 6),
+            "waited_seconds": round(sum(s["waited_seconds"] for s in summaries), 6),
+        },
+        "tests": tests,
+        "fixtures": fixtures,
+        "stalls": stalls,
+    }
+
+
+def _shifted(span: list[float] | None, delta: float) -> list[float] | None:
+    if span is None:
+        return None
+    return [round(span[0] + delta, 6), round(span[1] + delta, 6)]
+
+
 def write(path: Path, stats: RunStats, *, command: str = "") -> None:
     """Write the timeline to ``path``: an HTML page if its name ends in
     ``.html`` or ``.htm``, else JSON."""
-    data = document(stats, command=command)
+    write_document(path, document(stats, command=command))
+
+
+def write_document(path: Path, data: dict[str, Any]) -> None:
+    """Write a timeline :func:`document` to ``path``, as :func:`write` does."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in {".html", ".htm"}:
         from .timeline_html import render_html

@@ -70,11 +70,6 @@ class WorkerLink:
         """Whether the controller sends each worker's tests as shares; if
         not (``--dist each``), its one command is every test."""
 
-    @property
-    def worker_id(self) -> str:
-        """This worker's id, such as ``gw0``."""
-        return str(self._interactor.workerid)
-
     def batches(self) -> Iterator[list[pytest.Item]]:
         """The tests the controller sends, one command's tests at a time, in
         collection order, until it sends no more."""
