@@ -18,15 +18,19 @@ Runners:
 Scenarios: ``overhead``, ``sleepers``, ``param`` and ``fixtures`` (see ``SCENARIOS``);
 ``threads``: one-second sync tests (``time.sleep``), run by plain pytest and by
 pytest-concurrently with their bodies in threads;
-``exclusive``: one-second tests of which every tenth holds one exclusive resource; and
+``exclusive``: one-second tests of which every tenth holds one exclusive resource;
 ``dropin``: one-second tests written for pytest-asyncio and for anyio's plugin, each run
-by that plugin alone and with pytest-concurrently in auto mode beside it.
+by that plugin alone and with pytest-concurrently in auto mode beside it; and
+``xdist``: one-second tests of which every second also computes for 50 ms, run by
+pytest-xdist alone (sync tests, ``-n 2`` and ``-n 32``) and by pytest-concurrently on
+two pytest-xdist workers.
 
 For every scenario a *baseline* is measured too: plain pytest running the same tests,
-synchronously, with every wait removed, i.e. pytest's own cost for that many tests.
-The *ideal* wall time is the scenario's critical path (its longest single test, or for
-``exclusive`` the chain of tests holding the resource, one after another) plus that
-baseline.  The targets for pytest-concurrently are ``overhead`` at most 1.0x the
+synchronously, with every wait and every busy loop removed, i.e. pytest's own cost for
+that many tests.  The *ideal* wall time is the scenario's critical path (its longest
+single test; for ``exclusive`` the chain of tests holding the resource, one after
+another; for ``xdist`` the computing shared by its processes plus one test's wait) plus
+that baseline.  The targets for pytest-concurrently are ``overhead`` at most 1.0x the
 baseline, and every other scenario at most (critical path) + 1.1 x baseline.
 
 Run ``python benchmarks/run.py --help`` for the options; ``benchmarks/README.md``
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import math
 import os
 import re
 import subprocess
@@ -60,7 +65,10 @@ class Scenario:
     ``fixture_wait_s`` is spent once in setup and once in teardown of the
     function-scoped fixture of every test; ``session_wait_s`` likewise in the
     session-scoped fixture, once per run. With ``exclusive_every`` N, every Nth test
-    holds one resource that no two tests may hold at the same time.
+    holds one resource that no two tests may hold at the same time. With
+    ``busy_every`` N, every Nth test also computes for ``busy_s`` (a busy loop, before
+    its wait); ``processes`` is how many processes the ideal shares that computing
+    between.
     """
 
     name: str
@@ -72,14 +80,18 @@ class Scenario:
     session_wait_s: float = 0.0
     runners: tuple[str, ...] = ()
     exclusive_every: int = 0
+    busy_s: float = 0.0
+    busy_every: int = 0
+    processes: int = 1
 
     def scaled(self, scale: float) -> Scenario:
         """Return this scenario with its test count multiplied by ``scale`` (at least 1)."""
         return replace(self, count=max(1, round(self.count * scale)))
 
     def without_waits(self) -> Scenario:
-        """Return the same suite with every sleep removed: the baseline's workload."""
-        return replace(self, test_wait_s=0.0, fixture_wait_s=0.0, session_wait_s=0.0)
+        """Return the same suite with every sleep and busy loop removed: the baseline's
+        workload."""
+        return replace(self, test_wait_s=0.0, fixture_wait_s=0.0, session_wait_s=0.0, busy_s=0.0)
 
     @property
     def per_test_wait_s(self) -> float:
@@ -89,7 +101,8 @@ class Scenario:
     @property
     def longest_test_s(self) -> float:
         """Wall time of the longest single test, including the session fixture it needs."""
-        return self.per_test_wait_s + 2 * self.session_wait_s
+        busy = self.busy_s if self.busy_tests else 0.0
+        return self.per_test_wait_s + busy + 2 * self.session_wait_s
 
     @property
     def sequential_s(self) -> float:
@@ -99,6 +112,29 @@ class Scenario:
     def holds_resource(self, index: int) -> bool:
         """Whether test number ``index`` (from 0) holds the exclusive resource."""
         return bool(self.exclusive_every) and (index + 1) % self.exclusive_every == 0
+
+    def computes(self, index: int) -> bool:
+        """Whether test number ``index`` (from 0) runs the busy loop."""
+        return bool(self.busy_s and self.busy_every) and (index + 1) % self.busy_every == 0
+
+    @property
+    def busy_tests(self) -> int:
+        """How many tests run the busy loop."""
+        return self.count // self.busy_every if self.busy_s and self.busy_every else 0
+
+    @property
+    def busy_total_s(self) -> float:
+        """CPU time of every busy loop together."""
+        return self.busy_tests * self.busy_s
+
+    @property
+    def compute_path_s(self) -> float:
+        """The computing shared evenly by ``processes``, plus one test's wait: each
+        test computes before it waits, so the last computing test still has its wait
+        ahead of it."""
+        if not self.busy_tests:
+            return 0.0
+        return self.busy_total_s / self.processes + self.per_test_wait_s
 
     @property
     def holders(self) -> int:
@@ -114,14 +150,17 @@ class Scenario:
     @property
     def critical_path_s(self) -> float:
         """The least wall time any runner needs for the waits: the longest single test,
-        or the chain of holders when that is longer."""
-        return max(self.longest_test_s, self.chain_s)
+        or the chain of holders, or the computing over ``processes`` plus one wait,
+        whichever is longest."""
+        return max(self.longest_test_s, self.chain_s, self.compute_path_s)
 
 
 #: Suites written for another plugin: run by it alone, then with this one in auto mode.
 DROPIN_RUNNERS = ("pytest-asyncio", "pytest-asyncio+concurrently", "anyio", "anyio+concurrently")
 #: Sync tests: plain pytest, and this plugin running their bodies in threads.
 THREAD_RUNNERS = ("pytest", "concurrently-threads")
+#: pytest-xdist alone on sync tests, and this plugin on as many workers as the first.
+XDIST_RUNNERS = ("concurrently-xdist", "xdist-2", "xdist-32")
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -170,6 +209,18 @@ SCENARIOS: dict[str, Scenario] = {
             test_wait_s=1.0,
             runners=THREAD_RUNNERS,
         ),
+        Scenario(
+            "xdist",
+            "tests each sleeping 1 s, every second one computing for 50 ms first, run on "
+            "pytest-xdist workers",
+            "functions",
+            4000,
+            test_wait_s=1.0,
+            busy_s=0.05,
+            busy_every=2,
+            processes=2,
+            runners=XDIST_RUNNERS,
+        ),
     )
 }
 
@@ -201,6 +252,17 @@ def _wait(seconds: float, style: Style, indent: str = "    ") -> list[str]:
     return [indent + call]
 
 
+def _busy(seconds: float, indent: str = "    ") -> list[str]:
+    """Source lines that keep the CPU busy for ``seconds`` (none when zero)."""
+    if seconds <= 0:
+        return []
+    return [
+        f"{indent}deadline = time.perf_counter() + {seconds}",
+        f"{indent}while time.perf_counter() < deadline:",
+        f"{indent}    pass",
+    ]
+
+
 def _def(style: Style, signature: str, body: list[str], marker: str | None = None) -> list[str]:
     """A test function definition, with the style's marker (or ``marker``), and ``pass``
     if empty."""
@@ -212,10 +274,13 @@ def _def(style: Style, signature: str, body: list[str], marker: str | None = Non
 
 def _functions_suite(scenario: Scenario, style: Style) -> list[str]:
     """``count`` separate test functions, each waiting ``test_wait_s``; with
-    ``exclusive_every``, every so many of them hold the exclusive resource."""
+    ``exclusive_every``, every so many of them hold the exclusive resource; with
+    ``busy_every``, every so many of them compute for ``busy_s`` before they wait."""
     lines: list[str] = []
-    body = _wait(scenario.test_wait_s, style)
+    wait = _wait(scenario.test_wait_s, style)
+    busy = _busy(scenario.busy_s)
     for index in range(scenario.count):
+        body = [*busy, *wait] if scenario.computes(index) else wait
         if scenario.holds_resource(index):
             signature = f"test_{index:05d}({style.holder_fixture})"
             lines += _def(style, signature, body, marker=style.holder_marker)
@@ -267,10 +332,13 @@ SUITE_BUILDERS: dict[Shape, Callable[[Scenario, Style], list[str]]] = {
 
 def render_suite(scenario: Scenario, style: Style) -> str:
     """Source of the single test module for ``scenario`` written in ``style``."""
+    modules = {"asyncio" if style.is_async else "time"}
+    if scenario.busy_tests:
+        modules.add("time")
     header = [
         f'"""Generated benchmark suite: {scenario.name}, {scenario.count} tests."""',
         "",
-        "import asyncio" if style.is_async else "import time",
+        *(f"import {module}" for module in sorted(modules)),
         "",
         "import pytest",
         "",
@@ -302,7 +370,9 @@ class Runner:
     function-scoped fixtures overlap in time; they are used only to predict how long a
     run would take, so that runs past ``--max-sequential-seconds`` are skipped.
     ``also_enabled`` names runners whose plugins stay on beside this one (the plugin a
-    suite was written for, under pytest-concurrently).
+    suite was written for, under pytest-concurrently, or pytest-xdist).
+    ``workers`` is the number of pytest-xdist workers (``-n``); 0 runs the suite in
+    one process.
     """
 
     key: str
@@ -315,15 +385,22 @@ class Runner:
     options: Callable[[Scenario], list[str]]
     cannot_express: Callable[[Scenario], str | None] = lambda _scenario: None
     also_enabled: tuple[str, ...] = ()
+    workers: int = 0
 
     def predicted_s(self, scenario: Scenario) -> float:
-        """Rough wall time spent waiting, from how this runner overlaps tests."""
-        overlapped = 1 if self.concurrent_tests else scenario.count
-        fixture_overlapped = 1 if self.concurrent_fixtures else scenario.count
+        """Rough wall time spent waiting and computing, from how this runner overlaps
+        tests and over how many processes it spreads them."""
+        processes = max(1, self.workers)
+        # Each process runs its share of the tests; a sequential one, one after another.
+        share = math.ceil(scenario.count / processes)
+        overlapped = 1 if self.concurrent_tests else share
+        fixture_overlapped = 1 if self.concurrent_fixtures else share
         # The holders of the exclusive resource wait for each other under any runner.
         test_part = max(overlapped * scenario.test_wait_s, scenario.chain_s)
         fixture_part = fixture_overlapped * 2 * scenario.fixture_wait_s
-        return test_part + fixture_part + 2 * scenario.session_wait_s
+        # Computing overlaps only across processes, and only as far as the cores go.
+        compute_part = scenario.busy_total_s / min(processes, os.cpu_count() or 1)
+        return test_part + fixture_part + 2 * scenario.session_wait_s + compute_part
 
 
 def _no_options(_scenario: Scenario) -> list[str]:
@@ -354,6 +431,11 @@ def _threads_options(scenario: Scenario) -> list[str]:
 
 def _asyncio_and_concurrently_options(scenario: Scenario) -> list[str]:
     return [*_asyncio_options(scenario), *_concurrently_options(scenario)]
+
+
+#: pytest-xdist's plugin names, should its entry points not say; every runner that does
+#: not use ``-n`` turns them off.
+XDIST_PLUGIN_NAMES = ("xdist", "xdist.looponfail")
 
 
 #: A module written for anyio's plugin: every test marked, on the asyncio backend.
@@ -494,6 +576,40 @@ RUNNERS: tuple[Runner, ...] = (
         concurrent_fixtures=True,
         options=_concurrently_options,
         also_enabled=("anyio",),
+    ),
+    Runner(
+        key="concurrently-xdist",
+        distributions=("pytest-concurrently",),
+        import_name="pytest_concurrently",
+        fallback_plugin_names=("concurrently",),
+        style=Style(is_async=True),
+        concurrent_tests=True,
+        concurrent_fixtures=True,
+        options=_concurrently_options,
+        also_enabled=("xdist-2",),
+        workers=2,
+    ),
+    Runner(
+        key="xdist-2",
+        distributions=("pytest-xdist",),
+        import_name="xdist",
+        fallback_plugin_names=XDIST_PLUGIN_NAMES,
+        style=Style(is_async=False),
+        concurrent_tests=False,
+        concurrent_fixtures=False,
+        options=_no_options,
+        workers=2,
+    ),
+    Runner(
+        key="xdist-32",
+        distributions=("pytest-xdist",),
+        import_name="xdist",
+        fallback_plugin_names=XDIST_PLUGIN_NAMES,
+        style=Style(is_async=False),
+        concurrent_tests=False,
+        concurrent_fixtures=False,
+        options=_no_options,
+        workers=32,
     ),
 )
 
@@ -715,6 +831,16 @@ class Bench:
                     label=" + ".join(part.label for part in [*parts, own]),
                     problem=next((part.problem for part in [*parts, own] if part.problem), ""),
                 )
+        for runner in RUNNERS:
+            if runner.workers:
+                # pytest-xdist's runners share a label: the row says how it was run.
+                how = (
+                    f"-n {runner.workers}"
+                    if runner.style.is_async
+                    else f"sync, -n {runner.workers}"
+                )
+                own = self.installed[runner.key]
+                self.installed[runner.key] = replace(own, label=f"{own.label} ({how})")
         self.cache: dict[tuple[str, Scenario], Row] = {}
 
     def disabled_plugins(self, runner: Runner) -> list[str]:
@@ -756,6 +882,8 @@ class Bench:
     ) -> Row:
         directory = write_suite(self.root, runner.key, scenario, runner.style)
         args = [*self.disabled_plugins(runner), *runner.options(scenario)]
+        if runner.workers:
+            args += ["-n", str(runner.workers)]
         timeout = self.timeout_s + 2 * predicted
         self._log(f"[{scenario.name} x{scenario.count}] {install.label} ...")
         best: Row | None = None
@@ -826,6 +954,11 @@ def scenario_heading(scenario: Scenario, targets: Targets) -> list[str]:
     """Markdown heading and the one-line baseline/ideal/target summary."""
     if scenario.critical_path_s == 0:
         rule = "1.0 x baseline"
+    elif scenario.compute_path_s > max(scenario.chain_s, scenario.longest_test_s):
+        rule = (
+            f"{scenario.busy_total_s:g} s of computing over {scenario.processes} processes "
+            f"+ {scenario.per_test_wait_s:g} s wait + 1.1 x baseline"
+        )
     elif scenario.chain_s > scenario.longest_test_s:
         rule = f"{scenario.chain_s:g} s chain of exclusive holders + 1.1 x baseline"
     else:
@@ -883,8 +1016,9 @@ def preamble(args: argparse.Namespace) -> list[str]:
         f"best of {args.repeat}; max sequential {args.max_sequential_seconds:g} s.",
         "",
         "Targets for pytest-concurrently: `overhead` <= 1.0 x baseline; `sleepers`, `param`, "
-        "`fixtures`, `dropin` <= longest single test + 1.1 x baseline; `exclusive` <= chain "
-        "of exclusive holders + 1.1 x baseline.",
+        "`fixtures`, `dropin`, `threads` <= longest single test + 1.1 x baseline; `exclusive` "
+        "<= chain of exclusive holders + 1.1 x baseline; `xdist` <= computing over its "
+        "processes + one test's wait + 1.1 x baseline.",
         "",
     ]
 

@@ -441,3 +441,56 @@ def test_rerun_alone_under_xdist_is_summed(pytester: pytest.Pytester, helpers: N
     result.assert_outcomes(passed=6)
     line = "concurrently: 6 tests on 2 workers*; 2 failed concurrently and ran again alone*"
     result.stdout.fnmatch_lines([line])
+
+
+def test_a_usage_error_found_by_the_workers_ends_the_run_as_one(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nconcurrently_resources = browser:3\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrent
+        @pytest.mark.resource("browser", limit=2)
+        async def test_browse():
+            pass
+        """
+    )
+    result = pytester.runpytest(*XDIST)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in output
+    assert output.count("ERROR collecting") == 1
+    result.stdout.fnmatch_lines(["*resource 'browser' has two limits*"])
+
+
+def test_a_run_time_lock_of_an_undeclared_resource_warns_that_it_holds_per_worker(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import pytest_concurrently
+
+        pytestmark = pytest.mark.concurrent
+
+        async def test_undeclared():
+            async with pytest_concurrently.lock("db"):
+                pass
+
+        @pytest.mark.resource("db")
+        async def test_declared():
+            async with pytest_concurrently.lock("db"):
+                pass
+        """
+    )
+    result = pytester.runpytest(*XDIST)
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_undeclared",
+            "*WorkerLocalLockWarning: pytest_concurrently.lock('db') holds only among the tests "
+            "of this pytest-xdist worker*",
+        ]
+    )

@@ -26,6 +26,7 @@ __all__ = [
     "Mode",
     "SharedStateWarning",
     "StrayTaskWarning",
+    "WorkerLocalLockWarning",
     "__version__",
     "eventually",
     "lock",

@@ -17,20 +17,36 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
+
+import pytest
 
 from .current import running_test
 from .scheduling import Access, AdmissionPolicy
 from .scheduling.waits import WaitGraph
 
-__all__ = ["DeadlockError", "RuntimeLocks", "install", "lock", "unreported_wait"]
+__all__ = [
+    "DeadlockError",
+    "RuntimeLocks",
+    "WorkerLocalLockWarning",
+    "install",
+    "lock",
+    "running_beside_other_workers",
+    "unreported_wait",
+]
 
 
 class DeadlockError(RuntimeError):
     """Taking a lock would wait for a test that (through others) waits for
     the one taking it."""
+
+
+class WorkerLocalLockWarning(pytest.PytestWarning):
+    """Under pytest-xdist, a run-time lock of a resource the test did not
+    declare holds only among the tests of its worker."""
 
 
 class RuntimeLocks:
@@ -213,6 +229,16 @@ def _locks() -> RuntimeLocks:
     return _standalone
 
 
+_other_workers = False
+
+
+def running_beside_other_workers(others: bool) -> None:
+    """Say whether this process is one of several pytest-xdist workers of a
+    concurrent run (then a lock of an undeclared resource warns)."""
+    global _other_workers
+    _other_workers = others
+
+
 @asynccontextmanager
 async def lock(
     name: str, *, mode: str = "exclusive", timeout: float | None = None
@@ -244,6 +270,18 @@ async def lock(
         _task_owners[task] = current.item
     locks = _locks()
     taken = await locks.acquire(name, Access(mode), task, owner, timeout)
+    if taken and current is not None and _other_workers:
+        # Tests that declare a resource share one worker; a lock taken
+        # without declaring it cannot reach the other workers' tests.
+        warnings.warn(
+            WorkerLocalLockWarning(
+                f"pytest_concurrently.lock({name!r}) holds only among the tests of this "
+                "pytest-xdist worker; run the tests that take it on one worker: declare "
+                f"the resource on them (@pytest.mark.resource({name!r}), held for the "
+                "whole test), or give them one xdist_group and run with --dist loadgroup"
+            ),
+            stacklevel=3,
+        )
     try:
         yield
     finally:

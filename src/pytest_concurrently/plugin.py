@@ -88,6 +88,8 @@ class _PluginState:
     failed_concurrently: int = 0
     # Whether pytest-xdist's workers reported misused markers.
     usage_error_reported: bool = False
+    # On pytest-xdist's controller: the waits of the workers' tests.
+    worker_waits: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
     # The concurrent run in progress, to stop from another thread.
     current_run: ConcurrentSession | None = None
     # Where the timeline was written, once it was.
@@ -312,6 +314,8 @@ def pytest_configure(config: pytest.Config) -> None:
     elif config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput"):
         controller = distributed.XdistController(functools.partial(_merge_worker_output, state))
         config.pluginmanager.register(controller, "concurrently-xdist-controller")
+        if config.get_verbosity() >= 1:
+            config.pluginmanager.register(VerboseReasons(state), "concurrently-verbose-reasons")
 
 
 def _merge_worker_output(state: _PluginState, output: dict[str, Any]) -> None:
@@ -321,6 +325,8 @@ def _merge_worker_output(state: _PluginState, output: dict[str, Any]) -> None:
     failed_concurrently, failed_alone = output.get("reruns", ({}, ()))
     state.reruns.failed_concurrently.update(failed_concurrently)
     state.reruns.failed_alone.update(failed_alone)
+    for nodeid, (seconds, reasons) in output.get("waits", {}).items():
+        state.worker_waits[nodeid] = (seconds, list(reasons))
 
 
 def _plan_of(item: pytest.Item) -> TestPlan:
@@ -433,23 +439,32 @@ def pytest_collection_modifyitems(
         elif plan.alone_because is not None:
             under = f" under {plan.owner}" if plan.owner is not None else ""
             state.alone_under[item.nodeid] = f"alone{under}: {plan.alone_because}"
-    if problems:
-        message = _grouped_by_cause(problems)
-        if hasattr(config, "workerinput"):
-            # Every pytest-xdist worker finds the same problems: as a failed
-            # collection report, the controller shows them once and runs
-            # nothing (a usage error would look like a crashed worker).
-            report = pytest.CollectReport("", "failed", message, [])
-            report.concurrently_usage_error = True  # type: ignore[attr-defined]
-            config.hook.pytest_collectreport(report=report)
-            session.testsfailed += 1
-            items[:] = []
-            return
-        raise pytest.UsageError(message)
     try:
-        state.limits = collect_limits(state.limits, _declared_limits(items, plans))
-    except ValueError as exc:
-        raise pytest.UsageError(f"pytest-concurrently: {exc}") from None
+        if problems:
+            raise pytest.UsageError(_grouped_by_cause(problems))
+        try:
+            state.limits = collect_limits(state.limits, _declared_limits(items, plans))
+        except ValueError as exc:
+            raise pytest.UsageError(f"pytest-concurrently: {exc}") from None
+        if not any(plan.concurrent and (plan.is_async or plan.threaded) for plan in plans):
+            # Sync tests interleave between concurrent async tests; without
+            # any, they run alone as pytest runs them.
+            for item in items:
+                if item.stash[_plan_key].interleaved:
+                    item.stash[_plan_key] = TestPlan(concurrent=False)
+        _refuse_conflicting_options(config, state, items)
+    except pytest.UsageError as error:
+        if not hasattr(config, "workerinput"):
+            raise
+        # Every pytest-xdist worker finds the same problems: as a failed
+        # collection report, the controller shows them once and runs
+        # nothing (a usage error would look like a crashed worker).
+        report = pytest.CollectReport("", "failed", str(error), [])
+        report.concurrently_usage_error = True  # type: ignore[attr-defined]
+        config.hook.pytest_collectreport(report=report)
+        session.testsfailed += 1
+        items[:] = []
+        return
     plugins = config.pluginmanager
     if (
         (state.alone_under or state.reruns.enabled or any(plan.concurrent for plan in plans))
@@ -457,13 +472,6 @@ def pytest_collection_modifyitems(
         and not plugins.has_plugin("concurrently-verbose-reasons")
     ):
         plugins.register(VerboseReasons(state), "concurrently-verbose-reasons")
-    if not any(plan.concurrent and (plan.is_async or plan.threaded) for plan in plans):
-        # Sync tests interleave between concurrent async tests; without
-        # any, they run alone as pytest runs them.
-        for item in items:
-            if item.stash[_plan_key].interleaved:
-                item.stash[_plan_key] = TestPlan(concurrent=False)
-    _refuse_conflicting_options(config, state, items)
 
 
 def _declared_limits(
@@ -680,16 +688,23 @@ def _run_share_by_share(
             session.shouldstop = reason
         state.loop.call_soon_threadsafe(_stop_current_run(state))
 
-    for items in worker.batches(session, on_stop=stop):
-        _run_concurrently(session, state, items, [_plan_of(item) for item in items])
-        if session.shouldfail or session.shouldstop:
-            break
+    workers = int(session.config.workerinput.get("workercount", 1))  # type: ignore[attr-defined]
+    locking.running_beside_other_workers(workers > 1)
+    try:
+        for items in worker.batches(session, on_stop=stop):
+            _run_concurrently(session, state, items, [_plan_of(item) for item in items])
+            if session.shouldfail or session.shouldstop:
+                break
+    finally:
+        locking.running_beside_other_workers(False)
     assert state.stats is not None
     reruns = state.reruns
     extra: dict[str, Any] = {
         "failed_concurrently": state.failed_concurrently,
         "reruns": [dict(reruns.failed_concurrently), sorted(reruns.failed_alone)],
     }
+    if session.config.getoption("durations", None) is not None:
+        extra["waits"] = {nodeid: list(wait) for nodeid, wait in state.stats.waits.items()}
     if session.config.getoption("concurrently_timeline", None):
         extra["timeline"] = [worker.worker_id, timeline.document(state.stats)]
     worker.send_totals(session.config, state.stats, extra)
@@ -881,12 +896,9 @@ class VerboseReasons:
     def __init__(self, state: _PluginState) -> None:
         self._state = state
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_report_teststatus(
-        self, report: pytest.TestReport, config: pytest.Config
-    ) -> Generator[None, object, object]:
-        """Add the reason to the verbose status word of such a test."""
-        status = yield
+    def reason(self, report: pytest.TestReport) -> str | None:
+        """Why the test of ``report`` ran alone, and how long it waited, in
+        words; None when there is nothing to say."""
         state = self._state
         reason = state.alone_under.get(report.nodeid)
         if report.nodeid in state.reruns.failed_concurrently:
@@ -894,6 +906,16 @@ class VerboseReasons:
         waited = state.stats.wait_words(report.nodeid) if state.stats is not None else None
         if waited is not None and report.when != "teardown":
             reason = f"{reason}; {waited}" if reason else waited
+        return reason
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport, config: pytest.Config
+    ) -> Generator[None, object, object]:
+        """Add the reason to the verbose status word of such a test."""
+        status = yield
+        # A pytest-xdist worker's report brings its reason along.
+        reason = getattr(report, "concurrently_reason", None) or self.reason(report)
         if reason is None or not isinstance(status, tuple):
             return status
         category, letter, word = status
@@ -945,6 +967,12 @@ def pytest_runtest_makereport(
         stalls.report(item, report)
     if report.skipped and INTERRUPTED in item.stash:
         report.concurrently_interrupted = True  # type: ignore[attr-defined]
+    if hasattr(item.config, "workerinput"):
+        verbose = item.config.pluginmanager.get_plugin("concurrently-verbose-reasons")
+        reason = verbose.reason(report) if verbose is not None else None
+        if reason:
+            # For the controller's verbose output.
+            report.concurrently_reason = reason  # type: ignore[attr-defined]
     return report
 
 
@@ -986,13 +1014,15 @@ def _write_interrupted(terminalreporter: pytest.TerminalReporter, stats: RunStat
         terminalreporter.write_line(f"{nodeid}: {where}")
 
 
-def _write_waits(terminalreporter: pytest.TerminalReporter, stats: RunStats) -> None:
+def _write_waits(
+    terminalreporter: pytest.TerminalReporter, waits: dict[str, tuple[float, list[str]]]
+) -> None:
     """With ``--durations``, the longest waits for other tests, which the
     durations above leave out."""
     durations = terminalreporter.config.getoption("durations", None)
-    if durations is None or not stats.waits:
+    if durations is None or not waits:
         return
-    longest = sorted(stats.waits.items(), key=lambda entry: entry[1][0], reverse=True)
+    longest = sorted(waits.items(), key=lambda entry: entry[1][0], reverse=True)
     if durations > 0:
         longest = longest[:durations]
     terminalreporter.write_sep("=", f"slowest {len(longest)} waits for other tests")
@@ -1006,8 +1036,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     state = terminalreporter.config.stash[_state_key]
     state.reruns.summary(terminalreporter)
     if state.stats is not None:
-        _write_waits(terminalreporter, state.stats)
+        _write_waits(terminalreporter, state.stats.waits)
         _write_interrupted(terminalreporter, state.stats)
+    elif state.worker_waits:
+        _write_waits(terminalreporter, state.worker_waits)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_terminal_summary")
