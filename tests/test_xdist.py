@@ -66,7 +66,10 @@ def workers_of(pytester: pytest.Pytester) -> dict[str, str]:
     }
 
 
-def test_each_worker_runs_its_share_concurrently(pytester: pytest.Pytester, helpers: None) -> None:
+@pytest.mark.parametrize("dist", ["load", "worksteal", "each"])
+def test_each_worker_runs_its_share_concurrently(
+    pytester: pytest.Pytester, helpers: None, dist: str
+) -> None:
     pytester.makepyfile(
         """
         import pytest
@@ -82,8 +85,10 @@ def test_each_worker_runs_its_share_concurrently(pytester: pytest.Pytester, help
                 left(f"t{i}")
         """
     )
-    result = pytester.runpytest(*XDIST)
-    result.assert_outcomes(passed=8)
+    result = pytester.runpytest(*XDIST, f"--dist={dist}")
+    # Under --dist each, every worker runs every test.
+    count = 16 if dist == "each" else 8
+    result.assert_outcomes(passed=count)
     events = read_events(pytester)
     peaks: dict[str, int] = defaultdict(int)
     for event in events:
@@ -92,7 +97,9 @@ def test_each_worker_runs_its_share_concurrently(pytester: pytest.Pytester, help
             peaks[worker] = max(peaks[worker], int(str(event.extra["peak"])))
     assert sorted(peaks) == ["gw0", "gw1"]
     assert all(peak >= 2 for peak in peaks.values()), peaks
-    result.stdout.fnmatch_lines(["concurrently: 8 tests on 2 workers in *, up to * per worker"])
+    result.stdout.fnmatch_lines(
+        [f"concurrently: {count} tests on 2 workers in *, up to * per worker"]
+    )
 
 
 def test_reports_output_and_junitxml_name_each_test(
