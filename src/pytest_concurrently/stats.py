@@ -386,7 +386,9 @@ class RunTotals:
             waited_seconds=sum(part.waited_seconds for part in parts),
             stalled_seconds=sum(part.stalled_seconds for part in parts),
             alone=tuple((owner, reason, count) for (owner, reason), count in sorted(alone.items())),
-            workers=sum(part.workers for part in parts),
+            # The workers that ran tests: with fewer tests than workers,
+            # some get none.
+            workers=sum(part.workers for part in ran),
         )
 
     def summary_line(self) -> str:
