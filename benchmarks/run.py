@@ -1056,8 +1056,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--max-sequential-seconds",
         type=float,
         default=120.0,
-        help="skip a run whose predicted waiting time (beyond a scenario's chain of exclusive "
-        "holders) exceeds this (default: 120)",
+        help="skip a run whose predicted time, waiting and computing (beyond a scenario's "
+        "chain of exclusive holders), exceeds this (default: 120)",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="run each measurement N times, keep the fastest"
