@@ -123,12 +123,13 @@ def test_a_stall_is_marked_and_is_not_the_others_test_time(pytester: pytest.Pyte
     checked = 0
     for entry in data["tests"]:
         span = entry["setup"][0], entry["teardown"][1]
-        # Reports' times come from another clock: leave a margin both ends.
-        stall_end = stall["start"] + stall["seconds"]
-        if entry is blocks or not (span[0] + 0.02 < stall["start"] and stall_end + 0.02 < span[1]):
+        if entry is blocks or not (span[0] < stall["start"] and stall["start"] + 0.01 < span[1]):
             continue
-        # A test in flight throughout the stall: its time leaves it out.
-        assert entry["seconds"] == pytest.approx(span[1] - span[0] - stall["seconds"], abs=2e-3)
+        # A test in flight throughout the stall: its time leaves the stall
+        # out. Its time runs from the runner's start of it to its end, a
+        # little wider than its phases (some milliseconds on a loaded
+        # machine, far less than the stall).
+        assert entry["seconds"] == pytest.approx(span[1] - span[0] - stall["seconds"], abs=0.03)
         checked += 1
     assert checked >= 1
     assert data["summary"]["test_seconds"] == pytest.approx(
