@@ -42,10 +42,12 @@ def left(name):
     in_flight -= 1
     record(name, "end", worker=worker(), peak=peak)
 
-async def until_others_in_flight(count=2, timeout=20):
-    # Passes only when the worker runs tests concurrently.
+async def until_in_flight_together(count=2, timeout=20):
+    # Until `count` tests of this worker have been in flight at once (the
+    # peak, which a test polling now and then cannot miss): passes only when
+    # the worker runs tests concurrently.
     async def wait():
-        while in_flight < count:
+        while peak < count:
             await asyncio.sleep(0.01)
     await asyncio.wait_for(wait(), timeout)
 """
@@ -73,14 +75,14 @@ def test_each_worker_runs_its_share_concurrently(
     pytester.makepyfile(
         """
         import pytest
-        from helpers import entered, left, until_others_in_flight
+        from helpers import entered, left, until_in_flight_together
 
         @pytest.mark.concurrent
         @pytest.mark.parametrize("i", range(8))
         async def test_waits_for_others(i):
             entered(f"t{i}")
             try:
-                await until_others_in_flight(2)
+                await until_in_flight_together(2)
             finally:
                 left(f"t{i}")
         """
@@ -111,7 +113,7 @@ def test_reports_output_and_junitxml_name_each_test(
         import logging
         import warnings
         import pytest
-        from helpers import entered, left, until_others_in_flight
+        from helpers import entered, left, until_in_flight_together
 
         pytestmark = pytest.mark.concurrent
 
@@ -119,7 +121,7 @@ def test_reports_output_and_junitxml_name_each_test(
         async def test_prints(i):
             entered(f"t{i}")
             try:
-                await until_others_in_flight(2)
+                await until_in_flight_together(2)
                 print(f"out of test {i}")
                 logging.getLogger("inner").warning("log of test %d", i)
                 if i == 4:
@@ -373,14 +375,14 @@ def test_a_crashed_worker_names_the_test_and_the_others_run_on(
         import asyncio
         import os
         import pytest
-        from helpers import until_others_in_flight, entered, left
+        from helpers import until_in_flight_together, entered, left
 
         @pytest.mark.concurrent
         @pytest.mark.parametrize("i", range(8))
         async def test_one(i):
             entered(f"t{i}")
             try:
-                await until_others_in_flight(2, timeout=2)
+                await until_in_flight_together(2, timeout=2)
             except asyncio.TimeoutError:
                 pass  # run again alone after the crash
             if i == 1:
@@ -433,7 +435,7 @@ def test_rerun_alone_under_xdist_is_summed(pytester: pytest.Pytester, helpers: N
                 if i in (0, 4):
                     # Fails only while the worker's other tests are in flight.
                     try:
-                        await helpers.until_others_in_flight(3, timeout=1)
+                        await helpers.until_in_flight_together(3, timeout=1)
                     except asyncio.TimeoutError:
                         pass
                     checked.set()
