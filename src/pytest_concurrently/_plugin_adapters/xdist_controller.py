@@ -87,7 +87,9 @@ class ShareScheduling:
         # None until the first schedule: then whether the run is ours.
         self._ours: bool | None = None
         self._nodes: list[Any] = []
-        self._pending: dict[Any, list[int]] = {}
+        # Per worker, the tests sent and not yet done, in the order sent (a
+        # dict, so that a test is taken out in constant time).
+        self._pending: dict[Any, dict[int, None]] = {}
         self._started: set[int] = set()
         # Tests of a crashed worker, for the next worker free to take them.
         self._orphans: list[int] = []
@@ -154,7 +156,7 @@ class ShareScheduling:
         if not self._ours:
             self._inner.add_node(node)
         self._nodes.append(node)
-        self._pending[node] = []
+        self._pending[node] = {}
 
     def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
         """A worker collected ``collection``."""
@@ -172,8 +174,8 @@ class ShareScheduling:
             self._inner.mark_test_complete(node, item_index, duration)
             return
         pending = self._pending.get(node)
-        if pending is not None and item_index in pending:
-            pending.remove(item_index)
+        if pending is not None:
+            pending.pop(item_index, None)
         if item_index == self._alone_running:
             self._alone_running = None
         self._next_alone()
@@ -191,10 +193,10 @@ class ShareScheduling:
         if not self._ours:
             self._inner.remove_pending_tests_from_node(node, indices)
             return
-        pending = self._pending.get(node, [])
+        pending = self._pending.get(node, {})
         for index in indices:
             if index in pending:
-                pending.remove(index)
+                del pending[index]
                 self._orphans.append(index)
         self._hand_out_orphans()
 
@@ -210,7 +212,7 @@ class ShareScheduling:
             self._nodes.remove(node)
         if not self._ours:
             return self._inner.remove_node(node)  # type: ignore[no-any-return]
-        pending = self._pending.pop(node, [])
+        pending = list(self._pending.pop(node, {}))
         in_flight = [index for index in pending if index in self._started]
         self._started.difference_update(in_flight)
         self._orphans.extend(index for index in pending if index not in in_flight)
@@ -266,7 +268,7 @@ class ShareScheduling:
         planned = share_planning.split(len(collection), len(live), keys, info.get("alone", ()))
         for node, share in zip(live, planned.shares, strict=True):
             if share:
-                self._pending[node].extend(share)
+                self._pending[node].update(dict.fromkeys(share))
                 node.send_runtest_some(share)
         self._alone = list(planned.alone)
 
@@ -282,10 +284,10 @@ class ShareScheduling:
             return
         if self._orphans:
             orphans, self._orphans = sorted(self._orphans), []
-            self._pending[node].extend(orphans)
+            self._pending[node].update(dict.fromkeys(orphans))
             node.send_runtest_some(orphans)
         for suspect in self._suspects:
-            self._pending[node].append(suspect)
+            self._pending[node][suspect] = None
             node.send_runtest_some([suspect])
         self._suspects = []
 
@@ -301,7 +303,7 @@ class ShareScheduling:
             return
         index = self._alone.pop(0)
         self._alone_running = index
-        self._pending[node].append(index)
+        self._pending[node][index] = None
         node.send_runtest_some([index])
 
 
