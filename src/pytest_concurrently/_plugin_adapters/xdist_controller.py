@@ -16,7 +16,7 @@ the wrapped scheduler. Otherwise it splits the tests with
 loadscope``, ``loadfile`` and ``loadgroup`` whole, and sends each worker its
 share as one ``runtests`` command.
 
-Relies on pytest-xdist's controller internals, written against 3.5 to 3.8:
+Relies on pytest-xdist's controller internals, read in 3.5 and tested with 3.8:
 ``WorkerController.process_from_remote`` (replaced per node in
 ``pytest_configure_node``, before the node's channel gets it as its
 callback), ``send_runtest_some``, ``shutting_down`` and ``gateway.id``, and

@@ -8,10 +8,10 @@ command whole (see :mod:`.xdist_controller`) and runs those tests
 concurrently, so :class:`WorkerLink` tags each report with its own test's
 index and says each test is done when its protocol ends.
 
-Relies on pytest-xdist's worker internals, written against 3.5 to 3.8: the
-``WorkerInteractor`` plugin (found by its ``channel``, ``sendevent`` and
-``item_index`` attributes, since its class lives in a module run through
-execnet), its commands (``runtests``, ``runtests_all``, ``shutdown``,
+Relies on pytest-xdist's worker internals, read in 3.5 and tested with 3.8: the
+``WorkerInteractor`` plugin (found by its ``channel``, ``sendevent``,
+``torun`` and ``workerid`` attributes, since its class lives in a module run
+through execnet) and the ``item_index`` it tags reports with, its commands (``runtests``, ``runtests_all``, ``shutdown``,
 ``steal``) and events (``runtest_protocol_complete``, ``unscheduled``).
 """
 
