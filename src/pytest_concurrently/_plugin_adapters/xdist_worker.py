@@ -11,8 +11,9 @@ index and says each test is done when its protocol ends.
 Relies on pytest-xdist's worker internals, read in 3.5 and tested with 3.8: the
 ``WorkerInteractor`` plugin (found by its ``channel``, ``sendevent``,
 ``torun`` and ``workerid`` attributes, since its class lives in a module run
-through execnet) and the ``item_index`` it tags reports with, its commands (``runtests``, ``runtests_all``, ``shutdown``,
-``steal``) and events (``runtest_protocol_complete``, ``unscheduled``).
+through execnet) and the ``item_index`` it tags reports with, its commands
+(``runtests``, ``runtests_all``, ``shutdown``, ``steal``) and events
+(``runtest_protocol_complete``, ``unscheduled``).
 """
 
 from __future__ import annotations
