@@ -815,7 +815,18 @@ def run_suite(
     env["PYTHONPATH"] = os.pathsep.join(
         [*map(str, python_path), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
-    command = [sys.executable, "-m", "pytest", *COMMON_OPTIONS, *mode.options]
+    # A base directory of its own: pytest's default one is shared by every
+    # pytest process of the user, and removing another process's stale
+    # directories there races and warns, on whichever run happens to lose.
+    basetemp = directory.with_name(f"{directory.name}-basetemp")
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *COMMON_OPTIONS,
+        *mode.options,
+        f"--basetemp={basetemp}",
+    ]
     started = time.perf_counter()
     try:
         completed = subprocess.run(
