@@ -200,3 +200,42 @@ def test_second_interrupt_abandons_teardowns_and_says_which(
     events = [(e.name, e.what) for e in read_events(pytester)]
     assert ("test_slow", "teardown-start") in events
     assert ("test_slow", "teardown-end") not in events
+
+
+def test_the_plugins_modules_are_imported_unrewritten(pytester: pytest.Pytester) -> None:
+    # pytest assertion-rewrites every module of a plugin's distribution; the
+    # plugin takes itself off that list as its package starts importing, so
+    # only the modules imported before that are rewritten. A fresh process:
+    # in this one the plugin is imported already.
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_loaders():
+            loaders = {
+                name: type(module.__loader__).__name__
+                for name, module in sys.modules.items()
+                if name.split(".")[0] == "pytest_concurrently"
+            }
+            rewritten = sorted(
+                name for name, loader in loaders.items() if loader == "AssertionRewritingHook"
+            )
+            assert rewritten == [
+                "pytest_concurrently",
+                "pytest_concurrently._pytest_adapter",
+                "pytest_concurrently._pytest_adapter.unrewritten",
+            ]
+            assert loaders["pytest_concurrently.running"] == "SourceFileLoader"
+
+        async def test_rewritten_here_still():
+            left = [1, 2]
+            try:
+                assert left == [1, 3]
+            except AssertionError as failure:
+                assert "At index 1 diff: 2 != 3" in str(failure)
+            else:
+                raise RuntimeError("the assert did not fail")
+        """
+    )
+    result = pytester.runpytest_subprocess("-W", "error::pytest.PytestAssertRewriteWarning")
+    result.assert_outcomes(passed=2)

@@ -1020,3 +1020,34 @@ def test_caplog_fixture_keeps_its_levels_in_these_attributes(pytester: pytest.Py
         """
     )
     pytester.runpytest("-p", "no:concurrently").assert_outcomes(passed=1)
+
+
+def test_rewriting_hook_keeps_marked_names_in_a_set_with_a_cache(
+    pytester: pytest.Pytester,
+) -> None:
+    # ``_pytest_adapter.unrewritten`` takes the plugin off ``_must_rewrite``
+    # and out of ``_marked_for_rewrite_cache``.
+    pytester.makepyfile(
+        """
+        import importlib.util
+        import sys
+        from _pytest.assertion.rewrite import AssertionRewritingHook
+
+        def test_hook():
+            # Where the package's modules are, without importing it.
+            package = importlib.util.find_spec("pytest_concurrently")
+            path = package.submodule_search_locations
+            hooks = [f for f in sys.meta_path if isinstance(f, AssertionRewritingHook)]
+            assert hooks
+            hook = hooks[0]
+            assert isinstance(hook._must_rewrite, set)
+            assert isinstance(hook._marked_for_rewrite_cache, dict)
+            # Plugins' distributions are marked by their top-level names.
+            assert "pytest_concurrently" in hook._must_rewrite
+            assert hook.find_spec("pytest_concurrently.stats", path) is not None
+            hook._must_rewrite.discard("pytest_concurrently")
+            del hook._marked_for_rewrite_cache["pytest_concurrently.stats"]
+            assert hook.find_spec("pytest_concurrently.stats", path) is None
+        """
+    )
+    pytester.runpytest_subprocess(*WITHOUT_PLUGIN).assert_outcomes(passed=1)

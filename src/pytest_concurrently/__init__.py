@@ -7,6 +7,9 @@ fixtures, reporting and scheduling.
 
 from __future__ import annotations
 
+# Before any other module of the package: it keeps pytest from
+# assertion-rewriting the rest (see ``_pytest_adapter.unrewritten``).
+from . import _pytest_adapter  # noqa: F401
 from .blocking import BlockedLoopWarning as BlockedLoopWarning
 from .eventually import eventually as eventually
 from .locking import DeadlockError as DeadlockError

@@ -39,6 +39,8 @@ internals it relies on, one test each).
 * :mod:`.protocol`: pytest's ``runtestprotocol`` (``call_and_report``) for a
   concurrent item, and the call of an ``async def`` test body.
 * :mod:`.patching`: shadows a method on one plugin object for a block.
+* :mod:`.unrewritten`: the plugin's own modules imported as plain Python,
+  taken off the assertion rewriter's list (``_must_rewrite``).
 * :mod:`.layered_patches`, :mod:`.layered_mocks`: ``monkeypatch`` and
   pytest-mock's ``mocker`` whose patches come off in any order
   (``MonkeyPatch._setattr``/``_setitem``, ``unittest.mock``'s patchers).
@@ -47,35 +49,40 @@ Each module's docstring names the internals it bends and where pytest 8.2
 and 9.x differ.
 """
 
-from .async_fixtures import has_async_fixtures as has_async_fixtures
-from .async_fixtures import is_async_fixture as is_async_fixture
-from .async_fixtures import setup_async_fixture as setup_async_fixture
-from .fixtures import FixtureDef as FixtureDef
-from .fixtures import FixtureInstances as FixtureInstances
-from .fixtures import SubRequest as SubRequest
-from .fixtures import fixture_functions as fixture_functions
-from .fixtures import requesting_item as requesting_item
-from .fixtures import update_main_context as update_main_context
-from .layered_patches import LayeredMonkeyPatch as LayeredMonkeyPatch
-from .lives import AdmissionNeeds as AdmissionNeeds
-from .lives import plan_admission as plan_admission
-from .owners import is_shared_request as is_shared_request
-from .owners import setup_in_owner as setup_in_owner
-from .phase import route_phase_capture as route_phase_capture
-from .protocol import call_async_test as call_async_test
-from .protocol import is_plain_test_function as is_plain_test_function
-from .protocol import report_abandoned as report_abandoned
-from .protocol import run_protocol as run_protocol
-from .protocol import sync_test_body as sync_test_body
-from .setupstate import ConcurrentSetupState as ConcurrentSetupState
-from .setupstate import install_setup_state as install_setup_state
-from .setupstate import restart_setup_state as restart_setup_state
-from .terminal import TerminalLines as TerminalLines
-from .terminal import register_terminal_lines as register_terminal_lines
-from .terminal import status_line_writer as status_line_writer
-from .terminal import terminal_lines as terminal_lines
-from .warning_capture import recording_warnings as recording_warnings
-from .warning_capture import trim_warning_frames as trim_warning_frames
+# First of all: the modules imported after this are not assertion-rewritten.
+from .unrewritten import leave_unrewritten
+
+leave_unrewritten(__name__.rpartition(".")[0])
+
+from .async_fixtures import has_async_fixtures as has_async_fixtures  # noqa: E402
+from .async_fixtures import is_async_fixture as is_async_fixture  # noqa: E402
+from .async_fixtures import setup_async_fixture as setup_async_fixture  # noqa: E402
+from .fixtures import FixtureDef as FixtureDef  # noqa: E402
+from .fixtures import FixtureInstances as FixtureInstances  # noqa: E402
+from .fixtures import SubRequest as SubRequest  # noqa: E402
+from .fixtures import fixture_functions as fixture_functions  # noqa: E402
+from .fixtures import requesting_item as requesting_item  # noqa: E402
+from .fixtures import update_main_context as update_main_context  # noqa: E402
+from .layered_patches import LayeredMonkeyPatch as LayeredMonkeyPatch  # noqa: E402
+from .lives import AdmissionNeeds as AdmissionNeeds  # noqa: E402
+from .lives import plan_admission as plan_admission  # noqa: E402
+from .owners import is_shared_request as is_shared_request  # noqa: E402
+from .owners import setup_in_owner as setup_in_owner  # noqa: E402
+from .phase import route_phase_capture as route_phase_capture  # noqa: E402
+from .protocol import call_async_test as call_async_test  # noqa: E402
+from .protocol import is_plain_test_function as is_plain_test_function  # noqa: E402
+from .protocol import report_abandoned as report_abandoned  # noqa: E402
+from .protocol import run_protocol as run_protocol  # noqa: E402
+from .protocol import sync_test_body as sync_test_body  # noqa: E402
+from .setupstate import ConcurrentSetupState as ConcurrentSetupState  # noqa: E402
+from .setupstate import install_setup_state as install_setup_state  # noqa: E402
+from .setupstate import restart_setup_state as restart_setup_state  # noqa: E402
+from .terminal import TerminalLines as TerminalLines  # noqa: E402
+from .terminal import register_terminal_lines as register_terminal_lines  # noqa: E402
+from .terminal import status_line_writer as status_line_writer  # noqa: E402
+from .terminal import terminal_lines as terminal_lines  # noqa: E402
+from .warning_capture import recording_warnings as recording_warnings  # noqa: E402
+from .warning_capture import trim_warning_frames as trim_warning_frames  # noqa: E402
 
 __all__ = [
     "AdmissionNeeds",
