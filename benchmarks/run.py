@@ -40,7 +40,9 @@ explains the output.
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib.metadata
+import importlib.util
 import math
 import os
 import re
@@ -1095,9 +1097,23 @@ def run(args: argparse.Namespace, root: Path) -> str:
     return "\n".join(lines)
 
 
+def compile_editable_plugin() -> None:
+    """Compile pytest-concurrently's bytecode, as installing it from a wheel does.
+
+    The runs set ``PYTHONDONTWRITEBYTECODE``, so an editable install, which
+    pip does not compile, would otherwise compile the plugin from source at
+    every start, a cost no installed plugin pays.
+    """
+    spec = importlib.util.find_spec("pytest_concurrently")
+    if spec is not None and spec.submodule_search_locations:
+        for directory in spec.submodule_search_locations:
+            compileall.compile_dir(directory, quiet=1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run, print the report, optionally save it."""
     args = parse_args(argv)
+    compile_editable_plugin()
     if args.keep:
         root = Path(tempfile.mkdtemp(prefix="concurrently-bench-"))
         print(f"suites kept in {root}", file=sys.stderr)
