@@ -91,7 +91,9 @@ class _Worker(greenlet.greenlet):  # type: ignore[misc]
     def _serve(self) -> None:
         while True:
             job, self.job = self.job, None
-            assert job is not None
+            if job is None:
+                # Retired (see :func:`_retire`): the greenlet ends here.
+                return
             function, args = job
             del job
             try:
@@ -214,14 +216,30 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
             del value
         kind, payload = worker.take_outbox()
     worker.gr_context = None
-    if len(_idle_workers) < _MOST_IDLE_WORKERS and not worker.dead:
-        _idle_workers.append(worker)
+    if not worker.dead:
+        if len(_idle_workers) < _MOST_IDLE_WORKERS:
+            _idle_workers.append(worker)
+        else:
+            _retire(worker)
     if kind == _RAISE:
         try:
             raise payload
         finally:
             del payload
     return cast(T, payload)
+
+
+def _retire(worker: _Worker) -> None:
+    """End ``worker``'s greenlet rather than drop it suspended.
+
+    A suspended greenlet's frame refers to the greenlet itself, a cycle the
+    garbage collector cannot break, so a dropped worker would keep its copy
+    of the stack for the rest of the process, and every full collection
+    would walk it: after a burst of thousands of tests in flight, thousands
+    of them.
+    """
+    worker.job = None
+    worker.switch()
 
 
 def _switch_hiding_loop(

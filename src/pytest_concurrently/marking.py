@@ -62,7 +62,7 @@ class Mode(enum.Enum):
     """Every async test the plugin runs is concurrent unless marked ``isolated``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TestPlan:
     """How one collected test will run.
 

@@ -97,6 +97,8 @@ class FixtureInstances:
         self._setting_up: set[pytest.Item] = set()
         self._blocked: dict[pytest.Item, tuple[AnyFixtureDef, SubRequest]] = {}
         self._ends: dict[pytest.Item, list[tuple[AnyFixtureDef, Node]]] = {}
+        # pytest's own fixture information of each isolated item.
+        self._original_info: dict[pytest.Item, FuncFixtureInfo] = {}
 
     def plan(
         self,
@@ -137,6 +139,7 @@ class FixtureInstances:
         if info is None or not hasattr(item, "_initrequest"):
             return
         self._setting_up.add(item)
+        self._original_info.setdefault(item, info)
         per_item = _ItemFixtureDefs(self, item)
         for name, definitions in info.name2fixturedefs.items():
             per_item[name] = per_item.copies_for(name, definitions)
@@ -148,6 +151,17 @@ class FixtureInstances:
             name2fixturedefs=per_item,
         )
         with_fixtures._initrequest()
+
+    def forget(self, item: pytest.Item) -> None:
+        """Give ``item`` back pytest's own fixture definitions and drop what
+        was planned for it, once it has run: nothing asks about it again,
+        and ten thousand tests' copies kept to the end of the session would
+        cost memory and the garbage collector's time."""
+        original = self._original_info.pop(item, None)
+        if original is not None:
+            cast(Any, item)._fixtureinfo = original
+        self._lives.pop(item, None)
+        self._ends.pop(item, None)
 
     def _copy(self, item: pytest.Item, name: str, definition: AnyFixtureDef) -> AnyFixtureDef:
         node = copy_node(item, name, definition)

@@ -110,10 +110,16 @@ def plan_admission(
     enders: dict[tuple[object, ...], list[int]] = {}
     instance_holds: list[dict[tuple[object, ...], dict[str, Access]]] = []
 
+    # One key per node, not one per test and node: the keys live as long as
+    # the tests' plans.
+    node_keys: dict[Node, tuple[object, ...]] = {}
     for index, item in enumerate(items):
         identities: dict[tuple[object, ...], object] = {}
         for segment in segments[item].within:
-            identities[("node", segment.node)] = segment.index
+            key = node_keys.get(segment.node)
+            if key is None:
+                key = node_keys[segment.node] = ("node", segment.node)
+            identities[key] = segment.index
         own_declared = list(own_needs[index])
         through: dict[tuple[object, ...], dict[str, Access]] = {}
         if isinstance(item, pytest.Function) and hasattr(item, "_fixtureinfo"):

@@ -129,11 +129,6 @@ class ConcurrentSetupState(SetupState):
         self.pause_timer: Callable[[pytest.Item], object] = lambda item: None
         self.resume_timer: Callable[[pytest.Item], object] = lambda item: None
 
-    def segments(self, item: pytest.Item) -> list[NodeSegment]:
-        """The node segments ``item`` belongs to, outermost first."""
-        found = self._segments.get(item)
-        return found.within if found is not None else []
-
     def setup(self, item: pytest.Item) -> None:
         """Set up the collectors ``item`` needs that are not set up yet, then
         the item itself."""
@@ -207,7 +202,10 @@ class ConcurrentSetupState(SetupState):
             return
         self._finished.add(item)
         self._on_item_released(item)
-        found = self._segments.get(item)
+        # Nothing asks about a finished item's segments again; thousands of
+        # them kept to the end of the session would only slow the garbage
+        # collector.
+        found = self._segments.pop(item, None)
         for segment in found.within if found is not None else ():
             if segment.last is not item:
                 segment.others_left -= 1

@@ -18,7 +18,7 @@ class Access(enum.Enum):
     """Other shared holders may hold it too; exclusive ones may not."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Ticket:
     """One test's request to run.
 
