@@ -297,6 +297,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # first: anyio's would otherwise run a test claimed from it.
     config.pluginmanager.register(TestBodies(state), "concurrently-test-bodies")
     config.pluginmanager.register(FailureCounter(state), "concurrently-failure-counter")
+    _hide_async_fixtures_if_wrapped(config.pluginmanager)
     adapter.register_terminal_lines(config)
     # After every plugin loaded at start, pytest-mock's included: of two
     # fixtures of one name from plugins, the one registered later is used.
@@ -311,6 +312,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(
             distributed.XdistWorker(interactor, _plan_of), "concurrently-xdist-worker"
         )
+        config.pluginmanager.register(WorkerReasons(), "concurrently-worker-reasons")
     elif config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput"):
         controller = distributed.XdistController(functools.partial(_merge_worker_output, state))
         config.pluginmanager.register(controller, "concurrently-xdist-controller")
@@ -739,21 +741,48 @@ def _why_nothing_is_concurrent(plans: list[TestPlan]) -> str:
     return "concurrently: auto mode ran no test concurrently: " + "; ".join(reasons)
 
 
-@pytest.hookimpl(specname="pytest_fixture_setup", wrapper=True, tryfirst=True)
-def pytest_fixture_setup_hidden_from_plugins(
-    fixturedef: adapter.FixtureDef[object], request: adapter.SubRequest
-) -> Generator[None, object, object]:
-    """Hide the ``async def`` fixtures this plugin sets up from the fixture
-    wrappers of pytest-asyncio and anyio, which would run them on loops of
-    their own; :func:`pytest_fixture_setup` shows them again."""
-    plan = adapter.requesting_item(request).stash.get(_plan_key, None)
-    # The fixtures of tests that run on the session loop; a sync test that
-    # runs alone leaves its async fixtures to whichever plugin would run them
-    # without this one.
-    if plan is None or not (plan.concurrent or _is_ours_and_async(plan)):
-        return (yield)
-    with plugin_adapters.hiding_fixture_from_plugins(fixturedef):
-        return (yield)
+#: The plugins whose ``pytest_fixture_setup`` wrappers would run ``async
+#: def`` fixtures on loops of their own (pytest-asyncio's and anyio's).
+_FIXTURE_WRAPPING_PLUGINS = ("asyncio", "anyio")
+
+
+class AsyncFixturesHidden:
+    """Hides the ``async def`` fixtures this plugin sets up from the fixture
+    wrappers of pytest-asyncio and anyio. Registered only beside one of
+    them: a wrapper around every fixture's setup is not free."""
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_fixture_setup(
+        self, fixturedef: adapter.FixtureDef[object], request: adapter.SubRequest
+    ) -> Generator[None, object, object]:
+        """Hide the fixture's ``async def`` function from the wrappers
+        called inside this one; :func:`pytest_fixture_setup` shows it
+        again."""
+        plan = adapter.requesting_item(request).stash.get(_plan_key, None)
+        # The fixtures of tests that run on the session loop; a sync test
+        # that runs alone leaves its async fixtures to whichever plugin would
+        # run them without this one.
+        if plan is None or not (plan.concurrent or _is_ours_and_async(plan)):
+            return (yield)
+        with plugin_adapters.hiding_fixture_from_plugins(fixturedef):
+            return (yield)
+
+
+def _hide_async_fixtures_if_wrapped(manager: pytest.PytestPluginManager) -> None:
+    name = "concurrently-async-fixtures-hidden"
+    if manager.has_plugin(name) or manager.is_blocked(name):
+        return
+    if any(manager.has_plugin(plugin) for plugin in _FIXTURE_WRAPPING_PLUGINS):
+        manager.register(AsyncFixturesHidden(), name)
+
+
+def pytest_plugin_registered(
+    plugin: object, plugin_name: str, manager: pytest.PytestPluginManager
+) -> None:
+    """Hide async fixtures from pytest-asyncio or anyio registered late
+    (named in a conftest's ``pytest_plugins``)."""
+    if plugin_name in _FIXTURE_WRAPPING_PLUGINS:
+        _hide_async_fixtures_if_wrapped(manager)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -967,13 +996,24 @@ def pytest_runtest_makereport(
         stalls.report(item, report)
     if report.skipped and INTERRUPTED in item.stash:
         report.concurrently_interrupted = True  # type: ignore[attr-defined]
-    if hasattr(item.config, "workerinput"):
+    return report
+
+
+class WorkerReasons:
+    """On a pytest-xdist worker: sends along with each report why its test
+    ran alone and how long it waited, for the controller's verbose output."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Attach the reason to the report."""
+        report = yield
         verbose = item.config.pluginmanager.get_plugin("concurrently-verbose-reasons")
         reason = verbose.reason(report) if verbose is not None else None
         if reason:
-            # For the controller's verbose output.
             report.concurrently_reason = reason  # type: ignore[attr-defined]
-    return report
+        return report
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

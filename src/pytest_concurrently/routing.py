@@ -34,7 +34,7 @@ from concurrent.futures.thread import _worker as _pool_worker
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO, TypeVar
+from typing import Any, Generic, Protocol, TextIO, TypeVar
 
 from .warning_filters import ALWAYS, Filter, WarningFilters, decide
 
@@ -61,26 +61,40 @@ __all__ = [
 ]
 
 
-@dataclass(eq=False)
 class PhaseOutput:
     """What one test wrote to stdout and stderr during one phase.
 
-    :param taken: per stream name, where a capture fixture of the test
+    Its buffers are made on the first write: most phases write nothing, and
+    a test in flight keeps its open phase's output for as long as it runs.
+
+    :ivar taken: per stream name, where a capture fixture of the test
         (``capsys`` and kin) takes the writes instead, and whether they are
         also passed on (``capteesys``); absent while no fixture captures.
-    :param passthrough: writes go where they would without the plugin
+    :ivar passthrough: writes go where they would without the plugin
         (``capsys.disabled()``).
     """
 
-    stdout: io.StringIO = field(default_factory=io.StringIO)
-    stderr: io.StringIO = field(default_factory=io.StringIO)
-    open: bool = True
-    taken: dict[str, tuple[io.StringIO, bool]] = field(default_factory=dict)
-    passthrough: bool = False
+    __slots__ = ("_buffers", "open", "passthrough", "taken")
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, io.StringIO] | None = None
+        self.open = True
+        self.taken: dict[str, tuple[io.StringIO, bool]] = {}
+        self.passthrough = False
 
     def buffer(self, name: str) -> io.StringIO:
         """The phase's own buffer for ``"stdout"`` or ``"stderr"``."""
-        return self.stdout if name == "stdout" else self.stderr
+        if self._buffers is None:
+            self._buffers = {}
+        found = self._buffers.get(name)
+        if found is None:
+            found = self._buffers[name] = io.StringIO()
+        return found
+
+    def text(self, name: str) -> str:
+        """What the phase wrote to ``"stdout"`` or ``"stderr"``."""
+        found = self._buffers.get(name) if self._buffers is not None else None
+        return found.getvalue() if found is not None else ""
 
 
 @dataclass(eq=False)
@@ -383,14 +397,42 @@ class _Sink(Protocol):
 _SinkT = TypeVar("_SinkT", bound=_Sink)
 
 
-@contextmanager
-def _open_in_this_context(variable: ContextVar[_SinkT | None], sink: _SinkT) -> Iterator[_SinkT]:
-    token = variable.set(sink)
-    try:
-        yield sink
-    finally:
-        sink.open = False
-        variable.reset(token)
+class _OpenInThisContext(Generic[_SinkT]):
+    """Makes ``sink`` the context's sink for the block, and closes it after.
+
+    A class rather than a generator: every phase of every test opens two or
+    three of these, and a suspended test keeps them on its stack.
+    """
+
+    __slots__ = ("_sink", "_token", "_variable")
+
+    def __init__(self, variable: ContextVar[_SinkT | None], sink: _SinkT) -> None:
+        self._variable = variable
+        self._sink = sink
+
+    def __enter__(self) -> _SinkT:
+        self._token = self._variable.set(self._sink)
+        return self._sink
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._sink.open = False
+        self._variable.reset(self._token)
+
+
+class _CapturingLogs(_OpenInThisContext[LogSink]):
+    """:class:`_OpenInThisContext` for a log sink, which is also listed
+    among the open ones while the block runs."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> LogSink:
+        sink = super().__enter__()
+        _open_log_sinks[sink] = None
+        return sink
+
+    def __exit__(self, *exc_info: object) -> None:
+        del _open_log_sinks[self._sink]
+        super().__exit__(*exc_info)
 
 
 def taken_by_fixture(output: PhaseOutput | None, name: str, text: str) -> bool:
@@ -416,19 +458,13 @@ def current_output() -> PhaseOutput | None:
 def capturing_output(output: PhaseOutput | None = None) -> AbstractContextManager[PhaseOutput]:
     """Route this context's writes to ``sys.stdout``/``sys.stderr`` to
     ``output`` (a new :class:`PhaseOutput` by default) until the block ends."""
-    return _open_in_this_context(_phase_output, output or PhaseOutput())
+    return _OpenInThisContext(_phase_output, output or PhaseOutput())
 
 
-@contextmanager
-def capturing_logs(*handlers: logging.Handler) -> Iterator[LogSink]:
+def capturing_logs(*handlers: logging.Handler) -> AbstractContextManager[LogSink]:
     """Route this context's log records to ``handlers`` until the block
     ends, and records from outside any open phase too."""
-    with _open_in_this_context(_phase_logs, LogSink(handlers)) as sink:
-        _open_log_sinks[sink] = None
-        try:
-            yield sink
-        finally:
-            del _open_log_sinks[sink]
+    return _CapturingLogs(_phase_logs, LogSink(handlers))
 
 
 def capturing_warnings(filters: list[Filter] | None = None) -> AbstractContextManager[WarningSink]:
@@ -437,7 +473,7 @@ def capturing_warnings(filters: list[Filter] | None = None) -> AbstractContextMa
 
     :param filters: the test's own filters, in front of the run's.
     """
-    return _open_in_this_context(_test_warnings, WarningSink(filters=WarningFilters(filters)))
+    return _OpenInThisContext(_test_warnings, WarningSink(filters=WarningFilters(filters)))
 
 
 def current_warnings() -> WarningSink | None:

@@ -35,7 +35,7 @@ import io
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from _pytest.capture import (
@@ -92,22 +92,57 @@ def _routed_item_capture(
 ) -> Callable[[str, pytest.Item], AbstractContextManager[None]]:
     original = type(capman).item_capture.__get__(capman)
 
-    @contextmanager
-    def item_capture(when: str, item: pytest.Item) -> Iterator[None]:
+    def item_capture(when: str, item: pytest.Item) -> AbstractContextManager[None]:
         current = running_test.get()
         if current is None or not current.concurrent:
-            with original(when, item):
-                yield
-            return
-        output = routing.PhaseOutput()
-        try:
-            with _capturing_phase(item, output):
-                yield
-        finally:
-            item.add_report_section(when, "stdout", output.stdout.getvalue())
-            item.add_report_section(when, "stderr", output.stderr.getvalue())
+            return cast(AbstractContextManager[None], original(when, item))
+        return _CapturedPhase(when, item)
 
     return item_capture
+
+
+class _CapturedPhase:
+    """One phase of a concurrent test: its output goes to buffers of its
+    own (or to its capture fixture, which takes it during the phase), and
+    then to the phase's report sections.
+
+    A class rather than a generator: a test in flight keeps its call
+    phase's capture on its stack for as long as it runs.
+    """
+
+    __slots__ = ("_item", "_opened", "_output", "_when")
+
+    def __init__(self, when: str, item: pytest.Item) -> None:
+        self._when = when
+        self._item = item
+        self._output = routing.PhaseOutput()
+        self._opened = routing.capturing_output(self._output)
+
+    def __enter__(self) -> None:
+        self._opened.__enter__()
+        try:
+            fixture = self._item.stash.get(_fixture_key, None)
+            if fixture is not None:
+                fixture._start()
+        except BaseException:
+            self._close()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            fixture = self._item.stash.get(_fixture_key, None)
+            if fixture is not None:
+                # As pytest does between phases: what the test did not read
+                # is handed back (to this phase's report section).
+                fixture.close()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        self._opened.__exit__(None, None, None)
+        output, item, when = self._output, self._item, self._when
+        item.add_report_section(when, "stdout", output.text("stdout"))
+        item.add_report_section(when, "stderr", output.text("stderr"))
 
 
 def _live_item_capture(
@@ -131,8 +166,8 @@ def _live_item_capture(
             finally:
                 # What its capture fixture took and the test did not read
                 # goes where its output goes, as pytest hands it back.
-                sys.stdout.write(output.stdout.getvalue())
-                sys.stderr.write(output.stderr.getvalue())
+                sys.stdout.write(output.text("stdout"))
+                sys.stderr.write(output.text("stderr"))
         finally:
             streams.end_phase(item)
 

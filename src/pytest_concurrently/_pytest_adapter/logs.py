@@ -43,7 +43,7 @@ import inspect
 import io
 import logging
 from collections.abc import Callable, Generator, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, TextIO, cast
 
 import pytest
@@ -198,32 +198,57 @@ def _routed_runtest_for(plugin: LoggingPlugin) -> Callable[[pytest.Item, str], A
     original = original_function.__get__(plugin)
     handlers = _LogHandlerPool(plugin)
 
-    def runtest_for(item: pytest.Item, when: str) -> Generator[None, None, None]:
-        current = running_test.get()
-        if current is None or not current.concurrent:
-            if _is_context_manager_function(original_function):
-                with original(item, when):
-                    yield
-            else:
-                yield from original(item, when)
-            return
-        caplog_handler, report_handler = handlers.for_phase(item)
-        item.stash[caplog_records_key][when] = caplog_handler.records
-        item.stash[caplog_handler_key] = caplog_handler
-        with routing.capturing_logs(caplog_handler, report_handler):
-            try:
-                yield
-            finally:
-                log = report_handler.stream.getvalue().strip()
-                item.add_report_section(when, "log", log)
-                if when == "teardown":
-                    handlers.release(item)
-
     # pytest 9 made _runtest_for a context manager; pytest 8 calls it with
     # ``yield from``. Offer the replacement in the same form.
     if _is_context_manager_function(original_function):
-        return contextmanager(runtest_for)
-    return runtest_for
+
+        def runtest_for(item: pytest.Item, when: str) -> AbstractContextManager[None]:
+            current = running_test.get()
+            if current is None or not current.concurrent:
+                return cast(AbstractContextManager[None], original(item, when))
+            return _LoggedPhase(handlers, item, when)
+
+        return runtest_for
+
+    def runtest_for_generator(item: pytest.Item, when: str) -> Generator[None, None, None]:
+        current = running_test.get()
+        if current is None or not current.concurrent:
+            yield from original(item, when)
+            return
+        with _LoggedPhase(handlers, item, when):
+            yield
+
+    return runtest_for_generator
+
+
+class _LoggedPhase:
+    """One phase of a concurrent test: its log records go to its own
+    ``caplog`` and report handlers, and then to the phase's report section.
+
+    A class rather than a generator: a test in flight keeps its call
+    phase's on its stack for as long as it runs.
+    """
+
+    __slots__ = ("_handlers", "_item", "_opened", "_report_handler", "_when")
+
+    def __init__(self, handlers: _LogHandlerPool, item: pytest.Item, when: str) -> None:
+        self._handlers = handlers
+        self._item = item
+        self._when = when
+        caplog_handler, self._report_handler = handlers.for_phase(item)
+        item.stash[caplog_records_key][when] = caplog_handler.records
+        item.stash[caplog_handler_key] = caplog_handler
+        self._opened = routing.capturing_logs(caplog_handler, self._report_handler)
+
+    def __enter__(self) -> None:
+        self._opened.__enter__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._opened.__exit__(None, None, None)
+        log = self._report_handler.stream.getvalue().strip()
+        self._item.add_report_section(self._when, "log", log)
+        if self._when == "teardown":
+            self._handlers.release(self._item)
 
 
 _HandlerPair = tuple[LogCaptureHandler, LogCaptureHandler]
