@@ -258,11 +258,16 @@ class ConcurrentSession:
         self._stats = stats
         self._fixtures = adapter.FixtureInstances()
         limits = dict(limits or {})
+        # Computed once, for the plan and then for the setup state.
+        self._segments: dict[pytest.Item, adapter.ItemSegments] | None = adapter.node_segments(
+            self._items
+        )
         needs = adapter.plan_admission(
             self._items,
             [plan.resources for plan in plans],
             declared_resources,
             limits.__contains__,
+            self._segments,
         )
         self._fixtures.plan(self._items, [n.values for n in needs], [n.ends for n in needs])
         self._policy = AdmissionPolicy(
@@ -306,8 +311,13 @@ class ConcurrentSession:
     def run(self) -> None:
         """Run every item the policy admits, until all ran or the session stops."""
         self._setup_state = adapter.install_setup_state(
-            self._session, self._items, self._fixtures.release, self._fixtures.end_instances
+            self._session,
+            self._items,
+            self._fixtures.release,
+            self._fixtures.end_instances,
+            self._segments,
         )
+        self._segments = None
         self._fixtures.waits_for_test = self._setup_state.waits_for
         self._setup_state.pause_timer = self._pause_timer
         self._setup_state.resume_timer = self._resume_timer

@@ -75,7 +75,9 @@ from .protocol import report_abandoned as report_abandoned  # noqa: E402
 from .protocol import run_protocol as run_protocol  # noqa: E402
 from .protocol import sync_test_body as sync_test_body  # noqa: E402
 from .setupstate import ConcurrentSetupState as ConcurrentSetupState  # noqa: E402
+from .setupstate import ItemSegments as ItemSegments  # noqa: E402
 from .setupstate import install_setup_state as install_setup_state  # noqa: E402
+from .setupstate import node_segments as node_segments  # noqa: E402
 from .setupstate import restart_setup_state as restart_setup_state  # noqa: E402
 from .terminal import TerminalLines as TerminalLines  # noqa: E402
 from .terminal import register_terminal_lines as register_terminal_lines  # noqa: E402
@@ -89,6 +91,7 @@ __all__ = [
     "ConcurrentSetupState",
     "FixtureDef",
     "FixtureInstances",
+    "ItemSegments",
     "LayeredMonkeyPatch",
     "SubRequest",
     "TerminalLines",
@@ -99,6 +102,7 @@ __all__ = [
     "is_async_fixture",
     "is_plain_test_function",
     "is_shared_request",
+    "node_segments",
     "plan_admission",
     "recording_warnings",
     "register_terminal_lines",

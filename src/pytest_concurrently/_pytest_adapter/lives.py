@@ -42,7 +42,7 @@ from _pytest.nodes import Node
 from ..resources import ResourceNeed, merge_needs
 from ..scheduling import Access
 from .fixtures import AnyFixtureDef, _effective_scope, _ParamValue, _same, _scope_node, copy_node
-from .setupstate import NodeSegment, node_segments
+from .setupstate import ItemSegments, NodeSegment, node_segments
 
 __all__ = ["AdmissionNeeds", "plan_admission"]
 
@@ -84,6 +84,7 @@ def plan_admission(
     own_needs: Sequence[Sequence[ResourceNeed]],
     declared: Callable[[object], Sequence[ResourceNeed]],
     limited: Callable[[str], bool],
+    segments: Mapping[pytest.Item, ItemSegments] | None = None,
 ) -> list[AdmissionNeeds]:
     """For each item, what it needs from the scheduler.
 
@@ -91,8 +92,11 @@ def plan_admission(
     :param declared: the resource needs a fixture function declares.
     :param limited: whether a resource has a limit (then a hold that does
         not say its mode is shared).
+    :param segments: the items' node segments (:func:`.node_segments`),
+        when already computed.
     """
-    segments = node_segments(items)
+    if segments is None:
+        segments = node_segments(items)
     plans = [AdmissionNeeds() for _ in items]
     per_item: list[dict[tuple[object, ...], object]] = []
     # pytest registers a copy's finish() on the node of every request for

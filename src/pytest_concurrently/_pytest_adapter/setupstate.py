@@ -43,6 +43,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 __all__ = [
     "ConcurrentSetupState",
+    "ItemSegments",
     "NodeSegment",
     "install_setup_state",
     "node_segments",
@@ -69,22 +70,24 @@ class NodeSegment:
 
 
 @dataclass
-class _ItemSegments:
+class ItemSegments:
+    """The node segments one item belongs to, and those it ends."""
+
     within: list[NodeSegment] = field(default_factory=list)
     closes: list[NodeSegment] = field(default_factory=list)
 
 
-def node_segments(items: Sequence[pytest.Item]) -> dict[pytest.Item, _ItemSegments]:
+def node_segments(items: Sequence[pytest.Item]) -> dict[pytest.Item, ItemSegments]:
     """For each item, the node segments it belongs to and those it ends
     (innermost first), following pytest's ``teardown_exact(nextitem)``."""
-    result: dict[pytest.Item, _ItemSegments] = {}
+    result: dict[pytest.Item, ItemSegments] = {}
     open_segments: dict[Node, NodeSegment] = {}
     lives: dict[Node, int] = {}
     chains = [item.listchain()[:-1] for item in items]
     for position, item in enumerate(items):
         chain = chains[position]
         next_chain = set(chains[position + 1]) if position + 1 < len(items) else set()
-        segments = result.setdefault(item, _ItemSegments())
+        segments = result.setdefault(item, ItemSegments())
         for node in chain:
             segment = open_segments.get(node)
             if segment is None:
@@ -118,9 +121,10 @@ class ConcurrentSetupState(SetupState):
         items: Sequence[pytest.Item],
         on_item_released: Callable[[pytest.Item], object] = lambda item: None,
         on_item_setup: Callable[[pytest.Item], object] = lambda item: None,
+        segments: dict[pytest.Item, ItemSegments] | None = None,
     ) -> None:
         super().__init__()
-        self._segments = node_segments(items)
+        self._segments = node_segments(items) if segments is None else segments
         self._finished: set[pytest.Item] = set()
         self._on_item_released = on_item_released
         self._on_item_setup = on_item_setup
@@ -265,6 +269,7 @@ def install_setup_state(
     items: Sequence[pytest.Item],
     on_item_released: Callable[[pytest.Item], object] = lambda item: None,
     on_item_setup: Callable[[pytest.Item], object] = lambda item: None,
+    segments: dict[pytest.Item, ItemSegments] | None = None,
 ) -> ConcurrentSetupState:
     """Replace the session's ``SetupState`` with a :class:`ConcurrentSetupState`.
 
@@ -272,7 +277,9 @@ def install_setup_state(
         collectors it ends included).
     :param on_item_setup: called at the start of an item's setup, before
         anything is set up for it.
+    :param segments: the items' node segments (:func:`node_segments`),
+        when already computed; the state takes them over.
     """
-    state = ConcurrentSetupState(items, on_item_released, on_item_setup)
+    state = ConcurrentSetupState(items, on_item_released, on_item_setup, segments)
     session._setupstate = state
     return state
