@@ -204,7 +204,13 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
                 raise
             thrown = _as_thrown(exc)
             del payload, exc
-            _switch_hiding_loop(loop, worker.throw, *thrown)
+            try:
+                _switch_hiding_loop(loop, worker.throw, *thrown)
+            finally:
+                # The exception's traceback holds this frame: kept here, it
+                # would make a cycle that keeps the test's objects alive
+                # until a full collection.
+                del thrown
         else:
             del payload
             if asyncio.current_task() in _abandoned_tasks:
