@@ -102,44 +102,35 @@ def _routed_item_capture(
 
 
 class _CapturedPhase:
-    """One phase of a concurrent test: its output goes to buffers of its
-    own (or to its capture fixture, which takes it during the phase), and
-    then to the phase's report sections.
+    """One phase of a concurrent test under :class:`_CapturingPhase`, its
+    output then going to the phase's report sections.
 
     A class rather than a generator: a test in flight keeps its call
     phase's capture on its stack for as long as it runs.
     """
 
-    __slots__ = ("_item", "_opened", "_output", "_when")
+    __slots__ = ("_capturing", "_item", "_output", "_when")
 
     def __init__(self, when: str, item: pytest.Item) -> None:
         self._when = when
         self._item = item
         self._output = routing.PhaseOutput()
-        self._opened = routing.capturing_output(self._output)
+        self._capturing = _CapturingPhase(item, self._output)
 
     def __enter__(self) -> None:
-        self._opened.__enter__()
         try:
-            fixture = self._item.stash.get(_fixture_key, None)
-            if fixture is not None:
-                fixture._start()
+            self._capturing.__enter__()
         except BaseException:
-            self._close()
+            self._report()
             raise
 
     def __exit__(self, *exc_info: object) -> None:
         try:
-            fixture = self._item.stash.get(_fixture_key, None)
-            if fixture is not None:
-                # As pytest does between phases: what the test did not read
-                # is handed back (to this phase's report section).
-                fixture.close()
+            self._capturing.__exit__()
         finally:
-            self._close()
+            self._report()
 
-    def _close(self) -> None:
-        self._opened.__exit__(None, None, None)
+    def _report(self) -> None:
         output, item, when = self._output, self._item, self._when
         item.add_report_section(when, "stdout", output.text("stdout"))
         item.add_report_section(when, "stderr", output.text("stderr"))
@@ -161,7 +152,7 @@ def _live_item_capture(
                 return
             output = routing.PhaseOutput()
             try:
-                with _capturing_phase(item, output):
+                with _CapturingPhase(item, output):
                     yield
             finally:
                 # What its capture fixture took and the test did not read
@@ -174,22 +165,35 @@ def _live_item_capture(
     return item_capture
 
 
-@contextmanager
-def _capturing_phase(item: pytest.Item, output: routing.PhaseOutput) -> Iterator[None]:
-    """Open ``output`` for a concurrent test's phase, with its capture
+class _CapturingPhase:
+    """Opens ``output`` for a concurrent test's phase, with its capture
     fixture (if it has one) taking its writes during the phase."""
-    with routing.capturing_output(output):
-        fixture = item.stash.get(_fixture_key, None)
-        if fixture is not None:
-            fixture._start()
+
+    __slots__ = ("_item", "_opened")
+
+    def __init__(self, item: pytest.Item, output: routing.PhaseOutput) -> None:
+        self._item = item
+        self._opened = routing.capturing_output(output)
+
+    def __enter__(self) -> None:
+        self._opened.__enter__()
         try:
-            yield
-        finally:
-            fixture = item.stash.get(_fixture_key, None)
+            fixture = self._item.stash.get(_fixture_key, None)
+            if fixture is not None:
+                fixture._start()
+        except BaseException:
+            self._opened.__exit__(None, None, None)
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            fixture = self._item.stash.get(_fixture_key, None)
             if fixture is not None:
                 # As pytest does between phases: what the test did not read
                 # is handed back (to this phase's report section).
                 fixture.close()
+        finally:
+            self._opened.__exit__(None, None, None)
 
 
 @contextmanager
