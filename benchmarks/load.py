@@ -5,7 +5,8 @@ function-scoped and a session-scoped fixture, print a line, and in small
 shares fail or time out; runs it with ``--concurrency`` tests in flight
 (default 1,000) and ``--junitxml`` in a subprocess, and reports the peak
 resident memory of that run, of the same pytest collecting the suite only,
-and the difference per test::
+and the difference per test. Every other installed pytest plugin is
+disabled (``-p no:NAME``)::
 
     python benchmarks/load.py
     python benchmarks/load.py --tests 2000 --concurrency 500
@@ -16,6 +17,7 @@ The target is under 20 KiB per test.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,18 @@ async def test_case(case, client):
     if case % 89 == 0:
         await asyncio.sleep(30)
 """
+
+
+def _other_plugins() -> list[str]:
+    """``-p no:NAME`` for every installed pytest plugin but this one, so the
+    run measures pytest and pytest-concurrently alone whatever else the
+    interpreter has."""
+    names = {
+        entry.name
+        for entry in importlib.metadata.entry_points(group="pytest11")
+        if entry.name != "concurrently"
+    }
+    return [argument for name in sorted(names) for argument in ("-p", f"no:{name}")]
 
 
 def _peak_kib(arguments: list[str], directory: Path) -> tuple[int, float, str]:
@@ -88,7 +102,7 @@ def main() -> None:
         (directory / "pytest.ini").write_text(
             "[pytest]\nconcurrently_timeout = 10\nconcurrently_timeout_grace = 1\n"
         )
-        common = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+        common = ["-q", "-p", "no:cacheprovider", *_other_plugins()]
         collected, _, _ = _peak_kib([*common, "--collect-only"], directory)
         peak, wall, summary = _peak_kib(
             [*common, f"--concurrency={options.concurrency}", "--junitxml=out.xml"], directory

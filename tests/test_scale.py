@@ -127,3 +127,56 @@ def test_the_collector_collects_less_often_while_tests_run(pytester: pytest.Pyte
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=2)
     assert (pytester.path / "after.txt").read_text() == repr((500, 10, 20))
+
+
+def test_planning_the_run_sets_off_no_collections(pytester: pytest.Pytester) -> None:
+    count = 3000
+    pytester.makeconftest(
+        """
+        import gc, json
+        import pytest
+
+        collections = []
+        planning = False
+
+        def note(phase, info):
+            if phase == "start" and planning:
+                collections.append(info["generation"])
+
+        def pytest_configure(config):
+            gc.callbacks.append(note)
+
+        @pytest.hookimpl(wrapper=True, tryfirst=True)
+        def pytest_collection_modifyitems(session, config, items):
+            global planning
+            planning = True
+            return (yield)
+
+        def pytest_runtest_logstart(nodeid, location):
+            global planning
+            if planning:
+                planning = False
+                with open("planning.json", "w") as f:
+                    json.dump(collections, f)
+        """
+    )
+    pytester.makepyfile(
+        f"""
+        import gc
+        import pytest
+
+        pytestmark = pytest.mark.concurrent
+
+        @pytest.mark.parametrize("case", range({count}))
+        async def test_case(case):
+            assert gc.isenabled()
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=count)
+    # Planning 3,000 tests makes tens of thousands of objects, a young
+    # collection for every 700 of them if the collector were left on; what
+    # pytest itself allocates between planning and the first test may set
+    # off one or two.
+    collections = json.loads((pytester.path / "planning.json").read_text())
+    assert len(collections) <= 2, collections

@@ -17,7 +17,7 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import blocking, bridge, distributed, locking, stacks, strays, timeline
+from . import blocking, bridge, collector, distributed, locking, stacks, strays, timeline
 from ._plugin_adapters import xdist_worker
 from .loop import EventLoopHost
 from .marking import (
@@ -422,25 +422,26 @@ def pytest_collection_modifyitems(
     interleave_sync = state.sync_tests == "interleave"
     isolating = frozenset(config.getini("concurrently_isolated_fixtures"))
     plans = []
-    for item in items:
-        try:
-            plan = plan_test(
-                item,
-                state.mode,
-                interleave_sync=interleave_sync,
-                thread_sync=state.sync_tests == "thread",
-                isolating=isolating,
-            )
-        except MarkerError as error:
-            problems.append(error)
-            continue
-        plans.append(plan)
-        item.stash[_plan_key] = plan
-        if plan.taken_from is not None:
-            plugin_adapters.take_over(item, plan.taken_from)
-        elif plan.alone_because is not None:
-            under = f" under {plan.owner}" if plan.owner is not None else ""
-            state.alone_under[item.nodeid] = f"alone{under}: {plan.alone_because}"
+    with collector.paused():
+        for item in items:
+            try:
+                plan = plan_test(
+                    item,
+                    state.mode,
+                    interleave_sync=interleave_sync,
+                    thread_sync=state.sync_tests == "thread",
+                    isolating=isolating,
+                )
+            except MarkerError as error:
+                problems.append(error)
+                continue
+            plans.append(plan)
+            item.stash[_plan_key] = plan
+            if plan.taken_from is not None:
+                plugin_adapters.take_over(item, plan.taken_from)
+            elif plan.alone_because is not None:
+                under = f" under {plan.owner}" if plan.owner is not None else ""
+                state.alone_under[item.nodeid] = f"alone{under}: {plan.alone_because}"
     try:
         if problems:
             raise pytest.UsageError(_grouped_by_cause(problems))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import gc
 import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ import pytest
 
 from . import _plugin_adapters as plugin_adapters
 from . import _pytest_adapter as adapter
-from . import blocking, bridge, locking, process_state, stacks, strays, timeouts
+from . import blocking, bridge, collector, locking, process_state, stacks, strays, timeouts
 from .current import RunningTest, running_test, task_owner
 from .deadlines import Deadlines
 from .loop import EventLoopHost
@@ -61,15 +60,6 @@ INTERRUPTED = pytest.StashKey[str]()
 is stopping (``-x``, ``--maxfail``, another plugin's ``shouldstop``): why."""
 
 _HYPOTHESIS_SLOT = ("hypothesis",)
-
-#: The garbage collector's thresholds while tests run (each the larger of
-#: this and what was set before): a young collection after 7,000 new objects
-#: rather than 700, and a full one after 100 of the second generation's rather
-#: than 10. With 10,000 tests in flight that takes the collector's share of
-#: the run from about a third to a tenth. Cyclic garbage is still collected:
-#: most of it young, the rest by the rarer full collections and at the end of
-#: the run.
-_RUN_GC_THRESHOLDS = (7000, 10, 100)
 
 #: Waits shorter than this are not reported: they are the scheduler's own
 #: bookkeeping, not tests waiting for each other.
@@ -258,27 +248,28 @@ class ConcurrentSession:
         self._stats = stats
         self._fixtures = adapter.FixtureInstances()
         limits = dict(limits or {})
-        # Computed once, for the plan and then for the setup state.
-        self._segments: dict[pytest.Item, adapter.ItemSegments] | None = adapter.node_segments(
-            self._items
-        )
-        needs = adapter.plan_admission(
-            self._items,
-            [plan.resources for plan in plans],
-            declared_resources,
-            limits.__contains__,
-            self._segments,
-        )
-        self._fixtures.plan(self._items, [n.values for n in needs], [n.ends for n in needs])
-        self._policy = AdmissionPolicy(
-            (
-                _ticket(index, plan, needs[index], is_hypothesis_test(item))
-                for index, (item, plan) in enumerate(zip(self._items, plans, strict=True))
-            ),
-            max_in_flight,
-            limits,
-            clock=time.perf_counter,
-        )
+        with collector.paused():
+            # Computed once, for the plan and then for the setup state.
+            self._segments: dict[pytest.Item, adapter.ItemSegments] | None = adapter.node_segments(
+                self._items
+            )
+            needs = adapter.plan_admission(
+                self._items,
+                [plan.resources for plan in plans],
+                declared_resources,
+                limits.__contains__,
+                self._segments,
+            )
+            self._fixtures.plan(self._items, [n.values for n in needs], [n.ends for n in needs])
+            self._policy = AdmissionPolicy(
+                (
+                    _ticket(index, plan, needs[index], is_hypothesis_test(item))
+                    for index, (item, plan) in enumerate(zip(self._items, plans, strict=True))
+                ),
+                max_in_flight,
+                limits,
+                clock=time.perf_counter,
+            )
         self._locks = locking.RuntimeLocks(
             self._policy, on_waited=self._waited_for_lock, on_waiting=self._pause_timer
         )
@@ -324,65 +315,57 @@ class ConcurrentSession:
         locking.install(self._locks)
         blocking.install(self._stalls)
         strays.install(self._strays)
-        # The collected tree lives for the whole run; keeping the collector
-        # from walking it again and again saves more than the tests' own
-        # bookkeeping costs. And thousands of tests in flight keep thousands
-        # of objects alive each for a second or more, which every young
-        # collection walks again, and a full one after every ten of those:
-        # see ``_RUN_GC_THRESHOLDS``.
-        gc.freeze()
-        thresholds = gc.get_threshold()
-        gc.set_threshold(*map(max, thresholds, _RUN_GC_THRESHOLDS))
-        try:
-            admitted = self._admit()
-            while admitted:
-                if admitted[0].concurrent:
-                    adapter.update_main_context()
-                    with (
-                        # Outermost: the routings below write live lines.
-                        adapter.terminal_lines(self._session.config).concurrent_phase(),
-                        adapter.route_phase_capture(self._session.config),
-                        process_state.watching(self._shared_state),
-                    ):
-                        self._loop.on_second_interrupt = self._abandon_in_flight
-                        try:
-                            admitted = self._loop.run(self._run_concurrent_phase(admitted))
-                        except KeyboardInterrupt:
-                            # A third Ctrl-C, out of the loop itself.
-                            if self._abandon_in_flight():
-                                self._loop.run(_gather_quietly(list(self._tasks.values())))
-                            if self._interrupted_at is not None:
-                                raise KeyboardInterrupt().with_traceback(
-                                    self._interrupted_at
-                                ) from None
-                            raise
-                        finally:
-                            self._loop.on_second_interrupt = None
-                else:
-                    self._run_alone(admitted[0])
-                    admitted = self._admit()
-                if self._session_ending is not None:
-                    raise self._session_ending
-            self._rerun_alone()
-        finally:
-            locking.install(None)
-            timeouts.install(None)
-            blocking.install(None)
-            strays.install(None)
-            if self._strays is not None:
-                self._strays.unwatch()
-            if self._stalls is not None and self._stalls.watchdog is not None:
-                self._stalls.watchdog.close()
-            if self._timeouts is not None:
-                self._timeouts.deadlines.clear()
-            if self._pytest_timeouts is not None:
-                self._pytest_timeouts.limits = None
-            # The setup state outlives the run (whatever is still set up is
-            # torn down at the session's end): it must not keep the run's
-            # bookkeeping alive with it.
-            self._setup_state.pause_timer = self._setup_state.resume_timer = _no_timer
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
+        # The collected tree and the plan live for the whole run, and so do
+        # the tests in flight, for a second or more each: see :mod:`.collector`.
+        with collector.tuned_for_run():
+            try:
+                admitted = self._admit()
+                while admitted:
+                    if admitted[0].concurrent:
+                        adapter.update_main_context()
+                        with (
+                            # Outermost: the routings below write live lines.
+                            adapter.terminal_lines(self._session.config).concurrent_phase(),
+                            adapter.route_phase_capture(self._session.config),
+                            process_state.watching(self._shared_state),
+                        ):
+                            self._loop.on_second_interrupt = self._abandon_in_flight
+                            try:
+                                admitted = self._loop.run(self._run_concurrent_phase(admitted))
+                            except KeyboardInterrupt:
+                                # A third Ctrl-C, out of the loop itself.
+                                if self._abandon_in_flight():
+                                    self._loop.run(_gather_quietly(list(self._tasks.values())))
+                                if self._interrupted_at is not None:
+                                    raise KeyboardInterrupt().with_traceback(
+                                        self._interrupted_at
+                                    ) from None
+                                raise
+                            finally:
+                                self._loop.on_second_interrupt = None
+                    else:
+                        self._run_alone(admitted[0])
+                        admitted = self._admit()
+                    if self._session_ending is not None:
+                        raise self._session_ending
+                self._rerun_alone()
+            finally:
+                locking.install(None)
+                timeouts.install(None)
+                blocking.install(None)
+                strays.install(None)
+                if self._strays is not None:
+                    self._strays.unwatch()
+                if self._stalls is not None and self._stalls.watchdog is not None:
+                    self._stalls.watchdog.close()
+                if self._timeouts is not None:
+                    self._timeouts.deadlines.clear()
+                if self._pytest_timeouts is not None:
+                    self._pytest_timeouts.limits = None
+                # The setup state outlives the run (whatever is still set up is
+                # torn down at the session's end): it must not keep the run's
+                # bookkeeping alive with it.
+                self._setup_state.pause_timer = self._setup_state.resume_timer = _no_timer
 
     def stop_soon(self) -> None:
         """Act on a ``shouldstop`` set from another thread: interrupt the
@@ -579,7 +562,7 @@ class ConcurrentSession:
             self._ticket_of[item] = ticket
             self._item_of_task[task] = item
             self._cancellable.add(ticket)
-            task.add_done_callback(functools.partial(self._guarded, self._ended, ticket))
+            task.add_done_callback(self._task_done)
         if not self._tasks:
             self._end_phase([])
 
@@ -655,6 +638,12 @@ class ConcurrentSession:
             self._stop_if_told(but=ticket)
         if self._timeouts is not None:
             self._timeouts.entering(item, phase)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        item = self._item_of_task.get(task)
+        if item is None:
+            return  # abandoned: its end was handled then
+        self._guarded(self._ended, self._ticket_of[item], task)
 
     def _ended(self, ticket: Ticket, task: asyncio.Task[None]) -> None:
         if self._tasks.pop(ticket, None) is None:

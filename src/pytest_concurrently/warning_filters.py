@@ -20,7 +20,7 @@ a warning was already shown.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = ["ALWAYS", "Filter", "WarningFilters", "compile_filter", "decide"]
@@ -73,13 +73,14 @@ class WarningFilters:
 
     def __init__(self, own: list[Filter] | None = None) -> None:
         #: The test's own filters (its markers'), in front of the run's.
-        self.own: list[Filter] = own or []
-        self._shown: set[tuple[object, ...]] = set()
+        self.own: Sequence[Filter] = own or ()
+        # Made on the first warning shown once: most tests issue none.
+        self._shown: set[tuple[object, ...]] | None = None
 
     def forget_shown(self) -> None:
         """Show again what was shown once, as a change of the filters makes
         the ``warnings`` module do."""
-        self._shown.clear()
+        self._shown = None
 
     def shows(
         self,
@@ -102,7 +103,9 @@ class WarningFilters:
             key = ("module", text, category, module)
         else:
             key = ("default", text, category, filename, lineno)
-        if key in self._shown:
+        if self._shown is None:
+            self._shown = set()
+        elif key in self._shown:
             return False
         self._shown.add(key)
         return True

@@ -137,7 +137,9 @@ class _Waiter:
         self.admitted = False
         self.on_life = False  # parked on the lock of a slot
         self.reserving = False  # reserves everything it needs
-        self.reserved: set[Lock[_Waiter]] = set()  # the locks it reserves
+        # The locks it reserves; made when it first reserves one, which most
+        # tickets never do.
+        self.reserved: set[Lock[_Waiter]] | None = None
         self.passes = 0
         self.woken_from: Lock[_Waiter] | None = None
         self.rank = 0  # position in priority order
@@ -465,7 +467,11 @@ class AdmissionPolicy:
         """No ticket placed after ``waiter`` takes ``lock`` in a way that
         would keep ``waiter`` waiting. (Lives need no reservation: they
         open in order.)"""
-        if lock in waiter.reserved or isinstance(lock, LifeLock):
+        if isinstance(lock, LifeLock):
+            return
+        if waiter.reserved is None:
+            waiter.reserved = set()
+        elif lock in waiter.reserved:
             return
         waiter.reserved.add(lock)
         lock.reserved.push(self._key(waiter, lock), waiter)
