@@ -199,7 +199,9 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
         try:
             value = await cast(Awaitable[Any], payload)
         except BaseException as exc:
-            if asyncio.current_task() in _abandoned_tasks:
+            # current_task() only when some task was abandoned: on Python
+            # 3.11 it is Python code, and every await comes back through here.
+            if _abandoned_tasks and asyncio.current_task() in _abandoned_tasks:
                 _parked_workers.append(worker)
                 raise
             thrown = _as_thrown(exc)
@@ -213,7 +215,7 @@ async def run_sync(function: Callable[..., T], *args: Any) -> T:
                 del thrown
         else:
             del payload
-            if asyncio.current_task() in _abandoned_tasks:
+            if _abandoned_tasks and asyncio.current_task() in _abandoned_tasks:
                 # It ran on, ignoring the cancellation, and has now finished
                 # what it awaited: its synchronous code still never resumes.
                 _parked_workers.append(worker)
