@@ -640,18 +640,15 @@ class ConcurrentSession:
             self._timeouts.entering(item, phase)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        item = self._item_of_task.get(task)
+        self._guarded(self._ended, task)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        item = self._item_of_task.pop(task, None)
         if item is None:
             return  # abandoned: its end was handled then
-        self._guarded(self._ended, self._ticket_of[item], task)
-
-    def _ended(self, ticket: Ticket, task: asyncio.Task[None]) -> None:
-        if self._tasks.pop(ticket, None) is None:
-            return  # abandoned: its end was handled then
-        del self._item_of_task[task]
+        ticket = self._ticket_of.pop(item)
+        del self._tasks[ticket]
         self._cancellable.discard(ticket)
-        item = self._items[ticket.index]
-        del self._ticket_of[item]
         self._policy.finish(ticket)
         self._released(item)
         self._stop_if_told()
