@@ -9,6 +9,10 @@ fixtures), the whole protocol runs in one task and one context, so its async
 steps share the task and a context variable set by a sync fixture is seen by
 its body.
 
+Tests admitted together start a few per turn of the loop (see
+:mod:`.pacing`), so that the tests already in flight are served between
+one handful of starts and the next.
+
 When a concurrent test ends, its task's done-callback asks the policy what may
 start now and starts it, so there is no scheduler task to wake and no polling.
 Tasks are plain asyncio tasks rather than members of an anyio task group:
@@ -38,6 +42,7 @@ from .current import RunningTest, running_test, task_owner
 from .deadlines import Deadlines
 from .loop import EventLoopHost
 from .marking import TestPlan, is_hypothesis_test
+from .pacing import StartPacer
 from .progress import LiveStatus
 from .rerunning import RerunLedger
 from .resources import declared_resources
@@ -277,6 +282,7 @@ class ConcurrentSession:
         self._session_ending: BaseException | None = None
         # Per concurrent phase:
         self._phase_over: asyncio.Future[list[Ticket]] | None = None
+        self._pacer: StartPacer | None = None
         self._clean_context = contextvars.copy_context()
         self._tasks: dict[Ticket, asyncio.Task[None]] = {}
         self._cancellable: set[Ticket] = set()
@@ -414,7 +420,7 @@ class ConcurrentSession:
         for ticket, task in tasks:
             item = self._items[ticket.index]
             line = f"pytest-concurrently: abandoned the teardown of {item.nodeid}"
-            if reporter is not None:
+            if reporter is not None and ticket in self._records:
                 reporter.write_line(line, red=True)
             assert self._setup_state is not None
             self._setup_state.forget(item)
@@ -480,6 +486,7 @@ class ConcurrentSession:
         """Run concurrent tests until nothing is in flight; return the solo
         ticket admitted next (alone in a list), or an empty list."""
         self._phase_over = asyncio.get_running_loop().create_future()
+        self._pacer = StartPacer(asyncio.get_running_loop())
         self._clean_context = contextvars.copy_context()
         if self._timeouts is None and (self._time_limits.any or self._pytest_timeouts is not None):
             deadlines = Deadlines(asyncio.get_running_loop())
@@ -572,6 +579,12 @@ class ConcurrentSession:
             self._phase_over.set_result(next_admitted)
 
     async def _run_concurrent(self, ticket: Ticket) -> None:
+        assert self._pacer is not None
+        turn = self._pacer.wait_for_turn()
+        if turn is not None:
+            # Cancelled here, the test has not started: like a test the
+            # session never reached, it has no report.
+            await turn
         item = self._items[ticket.index]
         task = asyncio.current_task()
         running_test.set(RunningTest(item, concurrent=True, task=task))
@@ -713,6 +726,8 @@ class ConcurrentSession:
         where each was."""
         rootpath = self._session.config.rootpath
         for ticket, task in sorted(self._tasks.items(), key=lambda entry: entry[0].index):
+            if ticket not in self._records:
+                continue  # admitted, still waiting for its turn to start
             frames = stacks.awaiting_frames(task)
             places = [stacks.Place.of(frame) for frame in frames]
             place = stacks.users_place(places, rootpath)
