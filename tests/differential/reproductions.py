@@ -493,4 +493,62 @@ REPRODUCTIONS: Final = (
                 """,
         },
     ),
+    Reproduction(
+        name="dynamic-request-replaces-a-value-being-built-on",
+        seed=27210,
+        shows=("stale-instance", "fixture-set-up-less-often", "received-different-instances"),
+        shape=(
+            "An earlier test asks for a session fixture with request.getfixturevalue "
+            "once its own slow setup is done; meanwhile a later test, parametrizing "
+            "the fixture indirectly, has made its value and is still setting up an "
+            "async fixture built on it. The earlier test must wait for the later one "
+            "to be done with that value before replacing it."
+        ),
+        fixtures="""
+            @pytest.fixture(scope="session")
+            def s(request):
+                value = recorder.setup(request, "s@root", [])
+                yield value
+                recorder.teardown(value)
+
+
+            @pytest.fixture(scope="module")
+            async def slow(request):
+                await asyncio.sleep(0.005)
+                value = recorder.setup(request, "slow@root", [])
+                yield value
+                recorder.teardown(value)
+
+
+            @pytest.fixture(scope="module")
+            async def built_on_s(request, s):
+                await asyncio.sleep(0.02)
+                value = recorder.setup(request, "built_on_s@root", [s])
+                yield value
+                recorder.teardown(value)
+            """,
+        modules={
+            "test_a.py": """
+                @pytest.fixture
+                def asks_for_s(request, slow):
+                    value = recorder.setup(
+                        request, "asks_for_s@test_a", [slow, request.getfixturevalue("s")]
+                    )
+                    yield value
+                    recorder.teardown(value)
+
+
+                def test_dynamic(request, asks_for_s):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+
+
+                @pytest.mark.parametrize("s", ["i1", "i0"], indirect=True)
+                async def test_indirect(request, s, built_on_s):
+                    received = recorder.start(request)
+                    await asyncio.sleep(0.01)
+                    recorder.end(request, received)
+                """
+        },
+    ),
 )

@@ -81,9 +81,6 @@ class FixtureInstances:
         # again then.
         self._released = asyncio.Event()
         self._waiting = 0  # tests waiting in execute_one_at_a_time
-        # How deep each test is in resolving shared fixtures: such a test may
-        # wait for a fixture another test is resolving, so nobody waits for it.
-        self._resolving: dict[pytest.Item, int] = {}
         self.waits_for_test: Callable[[pytest.Item, pytest.Item], bool] = lambda a, b: False
         """Whether the teardown of the first test waits for the second (the
         first ends a scope the second belongs to); set by the runner."""
@@ -209,40 +206,34 @@ class FixtureInstances:
                 apply_context_changes(definition)
                 return result
             item = request._pyfuncitem
-            self._resolving[item] = self._resolving.get(item, 0) + 1
-            self._wake_waiting_replacers()
-            try:
-                while self._reason_to_wait(definition, request, item) is not None:
-                    # While it waits, a test says what for, so that later
-                    # tests do not wait for it (see _earlier_maker_of_new_life);
-                    # saying so wakes them to look again.
-                    self._blocked[item] = (definition, request)
-                    try:
-                        self._wake_waiting_replacers()
-                        waited_on = self._reason_to_wait(definition, request, item)
-                        if waited_on is not None:
-                            self._waiting += 1
-                            try:
-                                bridge.wait_for(waited_on.wait())
-                            finally:
-                                self._waiting -= 1
-                    finally:
-                        del self._blocked[item]
-                with _turn_taken(self._executing, definition):
-                    try:
-                        result = execute(request)
-                    finally:
-                        self._hold(definition, item)
-                if _MADE_FOR not in definition.__dict__:
-                    definition.__dict__[_MADE_FOR] = request
-                # The test runs in a context of its own: it sees what the
-                # instance's setup set, as in pytest's one context.
-                apply_context_changes(definition)
-                return result
-            finally:
-                self._resolving[item] -= 1
-                if not self._resolving[item]:
-                    del self._resolving[item]
+            while self._reason_to_wait(definition, request, item) is not None:
+                # While it waits, a test says what for, so that other tests
+                # do not wait for it (see _earlier_maker_of_new_life and
+                # _other_holders_of_replaced_value); saying so wakes them to
+                # look again.
+                self._blocked[item] = (definition, request)
+                try:
+                    self._wake_waiting_replacers()
+                    waited_on = self._reason_to_wait(definition, request, item)
+                    if waited_on is not None:
+                        self._waiting += 1
+                        try:
+                            bridge.wait_for(waited_on.wait())
+                        finally:
+                            self._waiting -= 1
+                finally:
+                    del self._blocked[item]
+            with _turn_taken(self._executing, definition):
+                try:
+                    result = execute(request)
+                finally:
+                    self._hold(definition, item)
+            if _MADE_FOR not in definition.__dict__:
+                definition.__dict__[_MADE_FOR] = request
+            # The test runs in a context of its own: it sees what the
+            # instance's setup set, as in pytest's one context.
+            apply_context_changes(definition)
+            return result
 
         return execute_one_at_a_time
 
@@ -302,15 +293,17 @@ class FixtureInstances:
         can see them coming; a value asked for with
         ``request.getfixturevalue`` is seen only here. A holder that ends a
         scope ``item`` belongs to waits for ``item`` in its teardown, and a
-        holder that is resolving fixtures itself may wait for one ``item``
-        is resolving, so ``item`` waits for neither.
+        holder that is waiting for a fixture itself may be waiting for one
+        ``item`` is resolving, so ``item`` waits for neither. A holder that
+        is only setting its own fixtures up is waited for: replacing the
+        value would tear it down under that holder.
         """
         cached = definition.cached_result
         if cached is None or _same(cached[1], definition.cache_key(request)):
             return False
         return any(
             holder is not item
-            and holder not in self._resolving
+            and holder not in self._blocked
             and not self.waits_for_test(holder, item)
             for holder in self._holders.get(definition, ())
         )
