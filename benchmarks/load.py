@@ -1,16 +1,21 @@
 """Peak memory of a large concurrent run with failures and timeouts.
 
-Generates a suite of ``--tests`` async tests (default 10,000) that sleep, use a
-function-scoped and a session-scoped fixture, print a line, and in small
-shares fail or time out; runs it with ``--concurrency`` tests in flight
-(default 1,000) and ``--junitxml`` in a subprocess, and reports the peak
-resident memory of that run, of the same pytest collecting the suite only,
-and the difference per test. Every other installed pytest plugin is
-disabled (``-p no:NAME``). On Linux it also measures, in a process of its
-own, what one greenlet suspended as deep as a test in flight costs::
+Generates a suite of ``--tests`` async tests (default 10,000) that wait
+``--sleep`` seconds (default 0.5), use a function-scoped and a
+session-scoped fixture, print a line, and in small shares fail or time out;
+runs it with ``--concurrency`` (default 1,000) and ``--junitxml`` in a
+subprocess, and reports the most tests in flight at once, the peak resident
+memory of that run, of the same pytest collecting the suite only, and the
+difference per test. Tests admitted together start a few per turn of the
+loop, so with short waits the first end before the last start: a long
+``--sleep`` keeps every admitted test in flight at once. Every other
+installed pytest plugin is disabled (``-p no:NAME``). On Linux it also
+measures, in a process of its own, what one greenlet suspended as deep as
+a test in flight costs::
 
     python benchmarks/load.py
     python benchmarks/load.py --tests 2000 --concurrency 500
+    python benchmarks/load.py --concurrency 10000 --sleep 20
 
 The target is under 20 KiB per test.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import re
 import subprocess
 import sys
 import tempfile
@@ -47,7 +53,7 @@ async def client(service):
 @pytest.mark.parametrize("case", range({tests}))
 async def test_case(case, client):
     print("case", case)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep({sleep})
     if case % 97 == 0:
         assert case < 0, "a failure"
     if case % 89 == 0:
@@ -67,10 +73,11 @@ def _other_plugins() -> list[str]:
     return [argument for name in sorted(names) for argument in ("-p", f"no:{name}")]
 
 
-def _peak_kib(arguments: list[str], directory: Path) -> tuple[int, float, str]:
+def _peak_kib(arguments: list[str], directory: Path) -> tuple[int, float, str, int | None]:
     """Run pytest with ``arguments`` in ``directory`` in a fresh process
-    that reports its own peak resident memory; return it, the wall time and
-    the last line of output."""
+    that reports its own peak resident memory; return it, the wall time,
+    the last line of output and the most tests the run had in flight at
+    once (from its end-of-run line), if it says."""
     probe = (
         "import resource, sys, pytest\n"
         "code = pytest.main(sys.argv[1:])\n"
@@ -88,7 +95,15 @@ def _peak_kib(arguments: list[str], directory: Path) -> tuple[int, float, str]:
     peak = next(int(line.split()[1]) for line in run.stdout.splitlines() if line.startswith("PEAK"))
     lines = [line for line in run.stdout.splitlines() if line.strip()]
     last = lines[lines.index(next(line for line in lines if line.startswith("PEAK"))) - 1]
-    return peak, wall, last
+    in_flight = next(
+        (
+            int(found.group(1).replace(",", ""))
+            for line in lines
+            if (found := re.search(r"up to ([\d,]+) in flight", line))
+        ),
+        None,
+    )
+    return peak, wall, last, in_flight
 
 
 #: Suspends greenlets at the depth a test in flight waits at (19 Python frames
@@ -142,20 +157,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tests", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=1_000)
+    parser.add_argument(
+        "--sleep",
+        type=float,
+        default=0.5,
+        help="seconds each test waits (default 0.5); tests admitted together start a "
+        "few per turn of the loop, so short waits keep fewer in flight than admitted",
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="load-") as name:
         directory = Path(name)
-        (directory / "test_load.py").write_text(SUITE.format(tests=options.tests))
+        (directory / "test_load.py").write_text(
+            SUITE.format(tests=options.tests, sleep=options.sleep)
+        )
         (directory / "pytest.ini").write_text(
-            "[pytest]\nconcurrently_timeout = 10\nconcurrently_timeout_grace = 1\n"
+            # Longer than a test's wait, shorter than the wait of the 1 in 89
+            # that time out.
+            f"[pytest]\nconcurrently_timeout = {options.sleep + 10:g}\n"
+            "concurrently_timeout_grace = 1\n"
         )
         common = ["-q", "-p", "no:cacheprovider", *_other_plugins()]
-        collected, _, _ = _peak_kib([*common, "--collect-only"], directory)
-        peak, wall, summary = _peak_kib(
+        collected, _, _, _ = _peak_kib([*common, "--collect-only"], directory)
+        peak, wall, summary, in_flight = _peak_kib(
             [*common, f"--concurrency={options.concurrency}", "--junitxml=out.xml"], directory
         )
     per_test = (peak - collected) / options.tests
-    print(f"tests: {options.tests:,}, in flight: {options.concurrency:,}, wall: {wall:.1f} s")
+    print(
+        f"tests: {options.tests:,} waiting {options.sleep:g} s each, "
+        f"--concurrency={options.concurrency:,}, wall: {wall:.1f} s"
+    )
+    if in_flight is not None:
+        print(f"most in flight at once: {in_flight:,}")
     print(f"outcome: {summary.strip('= ')}")
     print(f"peak RSS collecting only: {collected / 1024:,.1f} MiB")
     print(f"peak RSS of the run:      {peak / 1024:,.1f} MiB")
