@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 
 import pytest
 
@@ -39,19 +40,20 @@ async def _start_all(pacer: StartPacer, count: int, cancel: set[int]) -> list[tu
     return started
 
 
+def _starts_per_turn(started: list[tuple[int, int]]) -> list[int]:
+    """How many started in each turn that saw a start, in turn order."""
+    return list(Counter(turn for turn, _ in started).values())
+
+
 def test_a_bounded_number_start_per_turn_in_order() -> None:
-    started = asyncio.run(_start_all(StartPacer(asyncio.new_event_loop(), 4), 0, set()))
-    assert started == []
+    async def run(count: int) -> list[tuple[int, int]]:
+        return await _start_all(StartPacer(asyncio.get_running_loop(), 4), count, set())
 
-    async def run() -> list[tuple[int, int]]:
-        return await _start_all(StartPacer(asyncio.get_running_loop(), 4), 30, set())
-
-    started = asyncio.run(run())
+    assert asyncio.run(run(0)) == []
+    started = asyncio.run(run(30))
     assert [index for _, index in started] == list(range(30))
-    per_turn: dict[int, int] = {}
-    for turn, _ in started:
-        per_turn[turn] = per_turn.get(turn, 0) + 1
-    assert max(per_turn.values()) == 4
+    per_turn = _starts_per_turn(started)
+    assert max(per_turn) == 4
     assert len(per_turn) == 8  # 30 starts, 4 a turn
 
 
@@ -62,11 +64,9 @@ def test_a_cancelled_wait_gives_its_turn_up() -> None:
     started = asyncio.run(run())
     indices = [index for _, index in started]
     assert indices == [i for i in range(20) if i not in {5, 6, 7, 12}]
-    per_turn: dict[int, int] = {}
-    for turn, _ in started:
-        per_turn[turn] = per_turn.get(turn, 0) + 1
+    per_turn = _starts_per_turn(started)
     # The cancelled ones take no turn: every turn but the last starts 4.
-    assert sorted(per_turn.values())[1:] == [4] * (len(per_turn) - 1)
+    assert sorted(per_turn)[1:] == [4] * (len(per_turn) - 1)
 
 
 def test_tests_admitted_together_do_not_all_start_before_the_first_goes_on(
