@@ -22,6 +22,7 @@ subclass ``AsyncGenerator``, the
 
 from __future__ import annotations
 
+import functools
 from importlib import metadata
 from typing import Any
 
@@ -35,7 +36,10 @@ except ImportError:  # pragma: no cover - pytest-asyncio is not installed
     _plugin = None  # type: ignore[assignment]
 
 
+@functools.cache
 def _version() -> tuple[int, ...]:
+    # Asked for every test it would run: reading the installed metadata takes
+    # about half a millisecond, more than the rest of a trivial test's claim.
     try:
         text = metadata.version("pytest-asyncio")
     except metadata.PackageNotFoundError:  # pragma: no cover
