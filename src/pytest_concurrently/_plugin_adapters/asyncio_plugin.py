@@ -30,10 +30,15 @@ import pytest
 
 __all__ = ["claim", "fixture_problem", "take_over"]
 
-try:
-    from pytest_asyncio import plugin as _plugin
-except ImportError:  # pragma: no cover - pytest-asyncio is not installed
-    _plugin = None  # type: ignore[assignment]
+
+def _registered_plugin(config: pytest.Config) -> Any:
+    """pytest-asyncio's plugin module, when pytest loaded it.
+
+    Looked up rather than imported: importing it takes longer than a hundred
+    trivial tests, for runs where it is installed but disabled.
+    """
+    plugin = config.pluginmanager.get_plugin("asyncio")
+    return plugin if hasattr(plugin, "PytestAsyncioFunction") else None
 
 
 @functools.cache
@@ -58,9 +63,8 @@ _FIRST_SUPPORTED = (1, 1)
 def claim(item: pytest.Item) -> tuple[bool, str | None]:
     """Whether pytest-asyncio would run ``item``, and why it must stay with
     pytest-asyncio (None when this plugin can run it instead)."""
-    if _plugin is None or not item.config.pluginmanager.has_plugin("asyncio"):
-        return False, None
-    if not isinstance(item, _plugin.PytestAsyncioFunction):
+    plugin = _registered_plugin(item.config)
+    if plugin is None or not isinstance(item, plugin.PytestAsyncioFunction):
         return False, None
     version = _version()
     if version < _FIRST_SUPPORTED:
@@ -68,13 +72,13 @@ def claim(item: pytest.Item) -> tuple[bool, str | None]:
             f"pytest-asyncio {'.'.join(map(str, version))} sets async fixtures up on its "
             "own loops; pytest-asyncio 1.1 or later lets them run concurrently"
         )
-    if isinstance(item, _plugin.AsyncGenerator):
+    if isinstance(item, plugin.AsyncGenerator):
         return True, "it is an async generator, which pytest-asyncio runs itself"
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "_asyncio_loop_factory" in callspec.params:
         return True, "it runs on a pytest-asyncio loop factory's loop"
     definitions = item._fixtureinfo.name2fixturedefs.get("event_loop_policy")
-    if definitions and definitions[-1].func.__module__ != _plugin.__name__:
+    if definitions and definitions[-1].func.__module__ != plugin.__name__:
         return True, "it overrides the event_loop_policy fixture"
     return True, None
 
