@@ -551,4 +551,50 @@ REPRODUCTIONS: Final = (
                 """
         },
     ),
+    Reproduction(
+        name="fixture-asks-by-name-for-a-replaced-value",
+        seed=27785,
+        shows=("fixture-set-up-less-often", "fixture-setup-error-count"),
+        shape=(
+            "A module fixture asks for a session fixture with "
+            "request.getfixturevalue('s'); the next test parametrizes that fixture "
+            "indirectly and the one after uses it plainly. In pytest's order the "
+            "session value is made three times; the plan has to count the first "
+            "test among its users from the literal name, or the first and the last "
+            "test share one value."
+        ),
+        fixtures="""
+            @pytest.fixture(scope="session")
+            def s(request):
+                value = recorder.setup(request, "s@root", [])
+                yield value
+                recorder.teardown(value)
+
+
+            @pytest.fixture(scope="module")
+            def asks_for_s(request):
+                value = recorder.setup(request, "asks_for_s@root", [request.getfixturevalue("s")])
+                yield value
+                recorder.teardown(value)
+            """,
+        modules={
+            "test_a.py": """
+                async def test_dynamic(request, asks_for_s):
+                    received = recorder.start(request)
+                    await asyncio.sleep(0.01)
+                    recorder.end(request, received)
+
+
+                @pytest.mark.parametrize("s", ["i0"], indirect=True)
+                async def test_indirect(request, s):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+
+
+                async def test_static(request, s):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+                """
+        },
+    ),
 )

@@ -41,6 +41,7 @@ from _pytest.nodes import Node
 
 from ..resources import ResourceNeed, merge_needs
 from ..scheduling import Access
+from .dynamic_requests import literal_requests
 from .fixtures import AnyFixtureDef, _effective_scope, _ParamValue, _same, _scope_node, copy_node
 from .setupstate import ItemSegments, NodeSegment, node_segments
 
@@ -272,7 +273,9 @@ class _FixtureLives:
         self._item = item
         self._narrow = narrow
         self._ended = ended
-        self._definitions = item._fixtureinfo.name2fixturedefs
+        self._definitions: dict[str, Sequence[AnyFixtureDef]] = dict(
+            item._fixtureinfo.name2fixturedefs
+        )
         self._callspec = getattr(item, "callspec", None)
         self._segment_index = {segment.node: segment.index for segment in segments}
         self._out = out
@@ -283,6 +286,26 @@ class _FixtureLives:
             definitions = self._definitions.get(name)
             if definitions:
                 self._identity(name, len(definitions) - 1)
+        # What the test's body asks for by name, it asks for after its setup.
+        for name in literal_requests(getattr(self._item, "obj", None)):
+            definitions = self._requested(name)
+            if definitions:
+                self._identity(name, len(definitions) - 1)
+
+    def _requested(self, name: str) -> Sequence[AnyFixtureDef] | None:
+        """The definitions visible to the item of a fixture asked for by
+        name, if its value can be planned: not one that takes parameters
+        the item does not give (pytest fails such a request)."""
+        definitions = self._definitions.get(name)
+        if definitions is None:
+            definitions = self._item.session._fixturemanager.getfixturedefs(name, self._item)
+            if not definitions:
+                return None
+            self._definitions[name] = definitions
+        params = self._callspec.params if self._callspec is not None else {}
+        if definitions[-1].params is not None and name not in params:
+            return None
+        return definitions
 
     def _identity(self, name: str, level: int) -> object:
         memo_key = (name, level)
@@ -301,9 +324,16 @@ class _FixtureLives:
                 if level > 0:
                     dependencies.append(self._identity(name, level - 1))
                 continue
-            found = self._definitions.get(argname)
+            # The arguments of a fixture asked for by name are not in the
+            # item's closure.
+            found = self._definitions.get(argname) or self._requested(argname)
             if found:
                 dependencies.append(self._identity(argname, len(found) - 1))
+        for argname in literal_requests(definition.func):
+            if argname != name and argname not in definition.argnames:
+                found = self._requested(argname)
+                if found:
+                    dependencies.append(self._identity(argname, len(found) - 1))
         node = copy_node(self._item, name, definition)
         needs = self._declared(definition.func)
         if node is self._item:
