@@ -18,7 +18,7 @@ overtake each other:
   node's segment before the segment's last test, which tears the node down
   after them, and every earlier test before a test that makes a later life
   of something (an earlier test may still ask for the old value with
-  ``request.getfixturevalue``);
+  ``request.getfixturevalue`` and a computed name);
 - the resources each test holds through the fixtures it uses.
 
 A wider-scoped fixture that declares a resource holds it for its whole
@@ -65,7 +65,8 @@ class AdmissionNeeds:
     :param replaces: the test makes a later life of something, replacing
         the value an earlier test received: it starts only after every
         earlier test has started (one of them may still ask for the old
-        value with ``request.getfixturevalue``, which no plan sees).
+        value with ``request.getfixturevalue`` and a computed name, which no
+        plan sees).
     :param values: the life of every shared copy and node the test uses,
         those with one life included: a value is made by its first user
         even when a later one asks for it first.
@@ -253,8 +254,10 @@ def _hold_latest_lives(
 
 
 class _FixtureLives:
-    """The identity of every shared fixture copy one item uses statically:
-    (node segment, cache key, identities of its dependencies)."""
+    """The identity of every shared fixture copy one item uses, as an
+    argument or by a name written out in a ``getfixturevalue`` call (see
+    :mod:`.dynamic_requests`): (node segment, cache key, identities of its
+    dependencies)."""
 
     def __init__(
         self,
