@@ -57,12 +57,14 @@ class BodyThreads:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._lock:
             worker = self._idle.pop() if self._idle else None
-            new = worker is None
             if worker is None:
                 self._count += 1
                 worker = _Worker(self, f"pytest-concurrently test body {self._count}")
+                unstarted = True
+            else:
+                unstarted = False
         worker.jobs.put((body, context, future))
-        if new:
+        if unstarted:
             self._start_soon(worker)
         return _Running(future, worker)
 

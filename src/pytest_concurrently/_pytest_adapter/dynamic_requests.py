@@ -41,7 +41,7 @@ def literal_requests(function: object) -> tuple[str, ...]:
 def _literal_requests_in(code: object) -> tuple[str, ...]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(code)))  # type: ignore[arg-type]
-    except (OSError, TypeError, SyntaxError, IndexError):
+    except (OSError, TypeError, SyntaxError, ValueError):
         return ()
     names: dict[str, None] = {}
     for node in ast.walk(tree):
