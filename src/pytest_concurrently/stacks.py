@@ -94,12 +94,10 @@ def awaiting_places(task: asyncio.Task[Any]) -> list[Place]:
     return [Place.of(frame) for frame in awaiting_frames(task)]
 
 
-def thread_places(thread_id: int | None) -> list[Place]:
+def thread_places(thread_id: int) -> list[Place]:
     """Where the thread ``thread_id`` is, outermost first (empty if it is
-    gone, or None: not started yet)."""
-    frame: FrameType | None = (
-        sys._current_frames().get(thread_id) if thread_id is not None else None
-    )
+    gone)."""
+    frame: FrameType | None = sys._current_frames().get(thread_id)
     places: list[Place] = []
     while frame is not None:
         places.append(Place.of(frame))

@@ -45,12 +45,6 @@ class BodyThreads:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._count = 0
-        # New workers' threads are started from a thread of their own:
-        # ``Thread.start`` waits until the new thread runs, a round trip
-        # through the OS scheduler that, with a thousand bodies starting at
-        # once, would hold the event loop for up to a second.
-        self._unstarted: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
-        self._starter: threading.Thread | None = None
 
     def start(self, body: Callable[[], Any], context: contextvars.Context) -> _Running:
         """Run ``body`` in ``context`` on a worker thread."""
@@ -60,32 +54,8 @@ class BodyThreads:
             if worker is None:
                 self._count += 1
                 worker = _Worker(self, f"pytest-concurrently test body {self._count}")
-                unstarted = True
-            else:
-                unstarted = False
         worker.jobs.put((body, context, future))
-        if unstarted:
-            self._start_soon(worker)
         return _Running(future, worker)
-
-    def _start_soon(self, worker: _Worker) -> None:
-        self._unstarted.put(worker)
-        with self._lock:
-            if self._starter is None:
-                self._starter = threading.Thread(
-                    target=self._start_workers,
-                    name="pytest-concurrently thread starter",
-                    daemon=True,
-                )
-                self._starter.start()
-
-    def _start_workers(self) -> None:
-        while True:
-            worker = self._unstarted.get()
-            try:
-                worker.thread.start()
-            except Exception as exc:  # the system cannot start another thread
-                worker.fail(exc)
 
     def _idle_again(self, worker: _Worker) -> None:
         with self._lock:
@@ -95,30 +65,21 @@ class BodyThreads:
 class _Running:
     """A body handed to a worker: its outcome, and the worker's thread."""
 
-    __slots__ = ("_worker", "future")
+    __slots__ = ("future", "thread_id")
 
     def __init__(self, future: concurrent.futures.Future[Any], worker: _Worker) -> None:
         self.future = future
-        self._worker = worker
-
-    @property
-    def thread_id(self) -> int | None:
-        """The worker thread's identifier; None until that thread runs."""
-        return self._worker.thread.ident
+        self.thread_id = worker.ident
 
 
 class _Worker:
     def __init__(self, pool: BodyThreads, name: str) -> None:
         self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._pool = pool
-        self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
-
-    def fail(self, exc: Exception) -> None:
-        """The thread could not be started: ``exc`` is the outcome of the
-        body it was given."""
-        _, _, future = self.jobs.get_nowait()
-        if future.set_running_or_notify_cancel():
-            future.set_exception(exc)
+        thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        thread.start()
+        assert thread.ident is not None
+        self.ident: int = thread.ident
 
     def _serve(self) -> None:
         while True:
