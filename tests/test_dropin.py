@@ -577,3 +577,41 @@ def test_pytest_timeout_fails_just_the_concurrent_test_that_overruns(
         "test_neighbour",
     }
     assert "neighbour" in intervals(events)
+
+
+@takes_over_pytest_asyncio
+def test_pytest_asyncio_version_is_read_once_for_the_run_not_per_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reading an installed distribution's metadata takes about half a
+    # millisecond: once per test, it was half the collection of a drop-in suite.
+    from importlib import metadata
+
+    from pytest_concurrently._plugin_adapters import asyncio_plugin
+
+    reads: list[str] = []
+    real_version = metadata.version
+
+    def counting_version(distribution: str) -> str:
+        reads.append(distribution)
+        return real_version(distribution)
+
+    monkeypatch.setattr(metadata, "version", counting_version)
+    # Whatever the adapter remembers from earlier sessions of this process
+    # is forgotten, so this run reads the version at least once.
+    getattr(asyncio_plugin._version, "cache_clear", lambda: None)()
+    _asyncio_ini(pytester, "auto")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.mark.parametrize("n", range(30))
+        async def test_waits(n):
+            await asyncio.sleep(0)
+        """
+    )
+    result = pytester.runpytest("-p", "asyncio", "--concurrently-mode=auto")
+    result.assert_outcomes(passed=30)
+    result.stdout.re_match_lines([r"concurrently: 30 tests .*"])
+    assert reads.count("pytest-asyncio") <= 1
