@@ -276,9 +276,12 @@ class _FixtureLives:
         self._item = item
         self._narrow = narrow
         self._ended = ended
-        self._definitions: dict[str, Sequence[AnyFixtureDef]] = dict(
+        self._definitions: Mapping[str, Sequence[AnyFixtureDef]] = (
             item._fixtureinfo.name2fixturedefs
         )
+        #: Fixtures reached only by a name in a ``getfixturevalue`` call,
+        #: whose arguments may be outside the item's closure too.
+        self._by_name: dict[str, Sequence[AnyFixtureDef]] = {}
         self._callspec = getattr(item, "callspec", None)
         self._segment_index = {segment.node: segment.index for segment in segments}
         self._out = out
@@ -299,12 +302,12 @@ class _FixtureLives:
         """The definitions visible to the item of a fixture asked for by
         name, if its value can be planned: not one that takes parameters
         the item does not give (pytest fails such a request)."""
-        definitions = self._definitions.get(name)
+        definitions = self._definitions.get(name) or self._by_name.get(name)
         if definitions is None:
             definitions = self._item.session._fixturemanager.getfixturedefs(name, self._item)
             if not definitions:
                 return None
-            self._definitions[name] = definitions
+            self._by_name[name] = definitions
         params = self._callspec.params if self._callspec is not None else {}
         if definitions[-1].params is not None and name not in params:
             return None
@@ -315,7 +318,7 @@ class _FixtureLives:
         if memo_key in self._memo:
             return self._memo[memo_key]
         self._memo[memo_key] = None  # a cycle is pytest's error to report
-        definition = self._definitions[name][level]
+        definition = (self._definitions.get(name) or self._by_name[name])[level]
         callspec = self._callspec
         if callspec is not None and name in callspec.params:
             cache_key: object = _ParamValue(callspec.params[name])
@@ -327,9 +330,12 @@ class _FixtureLives:
                 if level > 0:
                     dependencies.append(self._identity(name, level - 1))
                 continue
-            # The arguments of a fixture asked for by name are not in the
-            # item's closure.
-            found = self._definitions.get(argname) or self._requested(argname)
+            found = self._definitions.get(argname)
+            if found is None and name in self._by_name:
+                # The arguments of a fixture asked for by name may be
+                # outside the item's closure; those of the others are in it
+                # (pytest's closure is transitive), or are not fixtures.
+                found = self._requested(argname)
             if found:
                 dependencies.append(self._identity(argname, len(found) - 1))
         for argname in literal_requests(definition.func):
