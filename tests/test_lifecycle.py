@@ -843,6 +843,157 @@ def test_a_single_value_is_made_by_its_first_user_still_setting_up(
         assert order == [("slow", "setup"), ("slow", "made"), ("shared", "setup")], mode
 
 
+def test_a_value_is_made_by_its_first_user_while_that_waits_for_an_owner(
+    pytester: pytest.Pytester,
+) -> None:
+    # test_first waits for the owner of slow, which test_maker started, when
+    # test_second asks for shared. test_second holds nothing anyone could
+    # wait for, so it waits for test_first, which makes shared as in pytest.
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.fixture(scope="session")
+        async def slow():
+            await asyncio.sleep(0.1)
+
+        @pytest.fixture(scope="module")
+        def shared():
+            print("making shared")
+
+        async def test_maker(slow):
+            pass
+
+        async def test_first(slow, shared):
+            pass
+
+        async def test_second(shared):
+            pass
+        """
+    )
+    for mode in ("off", "auto"):
+        result = pytester.runpytest(f"--concurrently-mode={mode}", "-rP", "-p", "no:randomly")
+        result.assert_outcomes(passed=3)
+        sections = _passes_sections(result.stdout.lines)
+        assert "making shared" in sections["test_first"], mode
+        assert "making shared" not in sections.get("test_second", ""), mode
+
+
+_HOLDER_SUITE = """
+    import asyncio
+    import pytest
+    import pytest_concurrently
+
+    @pytest.fixture(scope="session")
+    async def slow():
+        await asyncio.sleep(0.1)
+        async with pytest_concurrently.lock("r"):
+            pass
+
+    @pytest.fixture(scope="module")
+    def shared():
+        print("making shared")
+
+    @pytest.fixture
+    async def locked():
+        async with pytest_concurrently.lock("r"):
+            yield
+
+    async def test_maker(slow):
+        pass
+
+    async def test_first(slow, shared):
+        pass
+
+    {second}
+
+    async def test_third():
+        pass
+    """
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        # Function fixtures come after module ones: shared is reached by
+        # name from one that runs after the lock is taken.
+        "@pytest.fixture\n    def uses(locked, request):\n"
+        "        request.getfixturevalue('shared')\n\n"
+        "    async def test_second(uses):\n        pass",
+        "@pytest.mark.resource('r')\n    async def test_second(shared):\n        pass",
+    ],
+    ids=["run-time-lock", "declared-resource"],
+)
+def test_a_test_holding_a_resource_does_not_wait_for_an_earlier_user_that_waits(
+    pytester: pytest.Pytester, second: str
+) -> None:
+    # slow's setup needs r, which test_second holds. Had test_second waited
+    # for test_first (waiting for slow), none of them could go on until
+    # test_second's time limit. It makes shared itself instead, the
+    # documented exception. (test_third ends the module, so that
+    # test_second's teardown does not wait for the others.)
+    pytester.makepyfile(_HOLDER_SUITE.format(second=second))
+    result = pytester.runpytest(
+        "--concurrently-mode=auto", "--concurrently-timeout=10", "-rP", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=4)
+    sections = _passes_sections(result.stdout.lines)
+    assert "making shared" in sections["test_second"]
+
+
+def test_a_test_executing_a_shared_fixture_does_not_wait_for_an_earlier_user_that_waits(
+    pytester: pytest.Pytester,
+) -> None:
+    # test_second is executing outer (its turn) when outer's setup asks for
+    # shared, while test_first, an earlier user of shared, waits for outer's
+    # turn (it asks for outer by a computed name, which no plan sees). Had
+    # test_second waited for test_first, neither could go on until a time
+    # limit; it makes shared itself instead.
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.fixture(scope="module")
+        async def delay():
+            await asyncio.sleep(0.1)
+
+        @pytest.fixture(scope="module")
+        def shared():
+            print("making shared")
+
+        @pytest.fixture(scope="module")
+        def outer(request, delay):
+            request.getfixturevalue("shared")
+
+        @pytest.fixture
+        async def pause():
+            await asyncio.sleep(0.05)
+
+        @pytest.fixture
+        def late_outer(request, pause):
+            request.getfixturevalue("out" + "er")
+
+        @pytest.fixture
+        def needs_shared(request, late_outer):
+            request.getfixturevalue("shared")
+
+        async def test_first(needs_shared):
+            pass
+
+        async def test_second(outer):
+            pass
+        """
+    )
+    result = pytester.runpytest(
+        "--concurrently-mode=auto", "--concurrently-timeout=10", "-rP", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=2)
+    sections = _passes_sections(result.stdout.lines)
+    assert "making shared" in sections["test_second"]
+
+
 def _passes_sections(lines: list[str]) -> dict[str, str]:
     """The text under each test's header in the PASSES summary."""
     sections: dict[str, list[str]] = {}

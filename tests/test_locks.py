@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 from conftest import intervals, read_events
+
+from pytest_concurrently.locking import RuntimeLocks
+from pytest_concurrently.scheduling import Access, AdmissionPolicy
 
 pytestmark = pytest.mark.usefixtures("recorder")
 
@@ -342,3 +346,28 @@ async def test_nested():
     )
     pytester.runpytest().assert_outcomes(passed=1)
     assert "inner" in intervals(read_events(pytester))
+
+
+def test_who_holds_a_resource_is_known_until_the_last_hold_ends() -> None:
+    # The fixture layer asks this to decide whether a test may wait for an
+    # earlier one: a holder might be what that test is waiting for.
+    async def scenario() -> list[bool]:
+        locks = RuntimeLocks(AdmissionPolicy([], max_in_flight=1))
+        seen = [locks.holds_any("test")]
+        locks.admitted("declarer", {"d": Access.EXCLUSIVE})
+        seen.append(locks.holds_any("declarer"))
+        locks.finished("declarer")
+        seen.append(locks.holds_any("declarer"))
+        # Two tasks of one test, one of them holding two resources.
+        assert await locks.acquire("a", Access.EXCLUSIVE, "task 1", "test", None)
+        assert await locks.acquire("b", Access.SHARED, "task 1", "test", None)
+        assert await locks.acquire("c", Access.EXCLUSIVE, "task 2", "test", None)
+        seen.append(locks.holds_any("test"))
+        locks.release("a", "task 1")
+        locks.release("c", "task 2")
+        seen.append(locks.holds_any("test"))
+        locks.release("b", "task 1")
+        seen.append(locks.holds_any("test"))
+        return seen
+
+    assert asyncio.run(scenario()) == [False, True, False, True, True, False]

@@ -78,6 +78,10 @@ class RuntimeLocks:
         # What each task holds at run time, and each test declared.
         self._held: dict[Hashable, dict[str, Access]] = {}
         self._declared: dict[Hashable, dict[str, Access]] = {}
+        # The owner each holding task runs for, and how many run-time holds
+        # each owner's tasks have.
+        self._owner_of_task: dict[Hashable, Hashable] = {}
+        self._holds_of_owner: dict[Hashable, int] = {}
 
     # -- declared holds, reported by the runner --------------------------------
 
@@ -116,6 +120,8 @@ class RuntimeLocks:
         if not self._policy.try_hold(name, access, task):
             await self._wait(name, access, task, owner, timeout)
         self._held.setdefault(task, {})[name] = access
+        self._owner_of_task[task] = owner
+        self._holds_of_owner[owner] = self._holds_of_owner.get(owner, 0) + 1
         self._graph.hold(name, task)
         return True
 
@@ -123,11 +129,23 @@ class RuntimeLocks:
         """Give back the run-time hold of ``name`` that ``task`` took."""
         held = self._held.get(task, {})
         del held[name]
+        owner = self._owner_of_task[task]
         if not held:
             self._held.pop(task, None)
+            del self._owner_of_task[task]
+        left = self._holds_of_owner[owner] - 1
+        if left:
+            self._holds_of_owner[owner] = left
+        else:
+            del self._holds_of_owner[owner]
         self._graph.release(name, task)
         self._policy.release_hold(name)
         self._wake(name)
+
+    def holds_any(self, owner: Hashable) -> bool:
+        """Whether ``owner`` holds a resource, declared or taken at run time
+        by one of its tasks: a run-time lock may be waiting for it."""
+        return bool(self._declared.get(owner)) or owner in self._holds_of_owner
 
     def _covering_hold(self, task: Hashable, owner: Hashable, name: str) -> Access | None:
         held = self._held.get(task, {}).get(name)

@@ -316,6 +316,7 @@ class ConcurrentSession:
         )
         self._segments = None
         self._fixtures.waits_for_test = self._setup_state.waits_for
+        self._fixtures.holds_resources = self._locks.holds_any
         self._setup_state.pause_timer = self._pause_timer
         self._setup_state.resume_timer = self._resume_timer
         locking.install(self._locks)

@@ -597,4 +597,49 @@ REPRODUCTIONS: Final = (
                 """
         },
     ),
+    Reproduction(
+        name="new-life-made-while-its-first-user-waits",
+        seed=28119,
+        shows=("warning-on-another-test",),
+        shape=(
+            "The first user of a module fixture m is waiting for the owner of a slow "
+            "session fixture when the second user reaches m. pytest makes m, and "
+            "records the warning its setup gives, in the first user's setup; the "
+            "second user made it instead, since a test waiting for a fixture was "
+            "not waited for."
+        ),
+        fixtures="""
+            @pytest.fixture(scope="session")
+            async def slow(request):
+                await asyncio.sleep(0.05)
+                value = recorder.setup(request, "slow@root", [])
+                yield value
+                recorder.teardown(value)
+            """,
+        modules={
+            "test_a.py": """
+                @pytest.fixture(scope="module")
+                def m(request):
+                    warnings.warn(UserWarning("m is made"))
+                    value = recorder.setup(request, "m@test_a.py", [])
+                    yield value
+                    recorder.teardown(value)
+
+
+                async def test_maker(request, slow):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+
+
+                async def test_first(request, slow, m):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+
+
+                async def test_second(request, m):
+                    received = recorder.start(request)
+                    recorder.end(request, received)
+                """
+        },
+    ),
 )

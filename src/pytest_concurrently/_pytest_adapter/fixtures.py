@@ -84,6 +84,14 @@ class FixtureInstances:
         self.waits_for_test: Callable[[pytest.Item, pytest.Item], bool] = lambda a, b: False
         """Whether the teardown of the first test waits for the second (the
         first ends a scope the second belongs to); set by the runner."""
+        self.holds_resources: Callable[[pytest.Item], bool] = lambda item: False
+        """Whether a test holds a resource, declared or locked at run time
+        (a lock another test waits for may be waiting for it); set by the
+        runner."""
+        # How many shared copies each test is executing (nested when a
+        # shared fixture's setup asks for another): tests waiting for one of
+        # them wait for that test.
+        self._turns: dict[pytest.Item, int] = {}
         # Collection positions and the lives of shared copies each test needs
         # (see lives.plan_admission), so that a new life is made by its first user.
         self._position: dict[pytest.Item, int] = {}
@@ -223,11 +231,18 @@ class FixtureInstances:
                             self._waiting -= 1
                 finally:
                     del self._blocked[item]
-            with _turn_taken(self._executing, definition):
-                try:
-                    result = execute(request)
-                finally:
-                    self._hold(definition, item)
+            self._turns[item] = self._turns.get(item, 0) + 1
+            try:
+                with _turn_taken(self._executing, definition):
+                    try:
+                        result = execute(request)
+                    finally:
+                        self._hold(definition, item)
+            finally:
+                if self._turns[item] == 1:
+                    del self._turns[item]
+                else:
+                    self._turns[item] -= 1
             if _MADE_FOR not in definition.__dict__:
                 definition.__dict__[_MADE_FOR] = request
             # The test runs in a context of its own: it sees what the
@@ -325,9 +340,14 @@ class FixtureInstances:
         waits until the earlier tests have ended their setups (one of them
         may ask for the same copy with ``request.getfixturevalue``, which no
         plan sees), and a test that would make a copy's life waits for the
-        earlier users of that life. A test that waits here for something
-        that is not over yet is not waited for: it might be waiting for
-        something ``item`` holds.
+        earlier users of that life.
+
+        Those earlier tests may be waiting themselves. ``item`` waits for
+        them all the same when nobody can be waiting for ``item`` (see
+        :meth:`_waited_for_by_nobody`): waits of such tests only point at
+        earlier tests, so they cannot close a circle. Otherwise a test that
+        waits here for something that is not over yet is not waited for: it
+        might be waiting for something ``item`` holds.
         """
         cached = definition.cached_result
         if cached is not None and _same(cached[1], definition.cache_key(request)):
@@ -351,9 +371,26 @@ class FixtureInstances:
                 for other in earlier
                 if other not in holders and self._lives.get(other, {}).get(slot) == needed
             ]
+        if not earlier:
+            return False
+        if self._waited_for_by_nobody(item):
+            return True
         if shallow:
             return any(other not in self._blocked for other in earlier)
         return any(self._may_go_on(other) for other in earlier)
+
+    def _waited_for_by_nobody(self, item: pytest.Item) -> bool:
+        """Whether no test or owner can be waiting, or come to wait, for
+        ``item`` while it waits for a fixture.
+
+        What others wait for without giving up is a shared copy being
+        executed (its turn) and a resource (a run-time lock); a test that
+        holds neither is waited for only by tests that give up waiting when
+        it blocks (:meth:`_other_holders_of_replaced_value`,
+        :meth:`_may_go_on`), and by a test whose teardown ends a scope
+        ``item`` belongs to, which comes later in collection order.
+        """
+        return item not in self._turns and not self.holds_resources(item)
 
     def _may_go_on(self, item: pytest.Item) -> bool:
         """Whether ``item`` is not waiting here, or what it waits for is
