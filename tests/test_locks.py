@@ -371,3 +371,35 @@ def test_who_holds_a_resource_is_known_until_the_last_hold_ends() -> None:
         return seen
 
     assert asyncio.run(scenario()) == [False, True, False, True, True, False]
+
+
+def test_the_last_test_of_a_scope_gives_back_its_resources_while_it_waits_for_the_others(
+    pytester: pytest.Pytester,
+) -> None:
+    # test_holder declares r and ends the module; the setup of slow, which
+    # test_first waits for, takes r at run time. Were r held while
+    # test_holder waits for test_first to tear the module down, neither
+    # could go on, and with both waits off the clock, nothing would time out.
+    pytester.makepyfile(
+        HEADER
+        + """
+@pytest.fixture(scope="module")
+async def slow():
+    await asyncio.sleep(0.2)
+    async with pytest_concurrently.lock("r"):
+        record("slow", "locked")
+
+async def test_first(slow):
+    record("test_first", "ran")
+
+@pytest.mark.resource("r")
+async def test_holder():
+    record("test_holder", "ran")
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "--concurrently-timeout=10", timeout=120
+    )
+    result.assert_outcomes(passed=2)
+    order = [(event.name, event.what) for event in read_events(pytester)]
+    assert order == [("test_holder", "ran"), ("slow", "locked"), ("test_first", "ran")]

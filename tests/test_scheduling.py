@@ -101,12 +101,15 @@ def simulate(
     max_in_flight: int,
     stop_after_calls: int | None = None,
     limits: Mapping[str, int] | None = None,
+    release_first: bool = False,
 ) -> Trace:
     """Run ``tickets`` through a fresh policy on a fake clock.
 
     :param durations: fake run time of each ticket, by index.
     :param stop_after_calls: if given, call ``stop()`` just before the
         admit() call with this (0-based) number.
+    :param release_first: give back each ticket's own resources
+        (``release_own_resources``) just before finishing it.
     """
     policy = AdmissionPolicy(tickets, max_in_flight, limits)
     trace = Trace(max_in_flight=max_in_flight)
@@ -156,6 +159,8 @@ def simulate(
         ticket = min(running, key=lambda t: (running[t][0], t.index))
         end_time, run = running.pop(ticket)
         clock = end_time
+        if release_first:
+            policy.release_own_resources(ticket)
         policy.finish(ticket)
         run.end = event
         run.end_time = clock
@@ -299,6 +304,26 @@ def test_every_ticket_runs_exactly_once(scenario: Scenario) -> None:
     assert all(run.end is not None for run in trace.runs)
     assert trace.waiting_at_end == ()
     assert trace.done
+
+
+@modest
+@given(scenarios())
+def test_resources_given_back_before_the_end_are_not_given_back_twice(
+    scenario: Scenario,
+) -> None:
+    # Giving back a ticket's own resources just before it finishes must
+    # leave the policy exactly as finishing alone does: nothing released
+    # twice, nothing it holds through a fixture released early.
+    alone = scenario.run()
+    released_first = simulate(
+        scenario.tickets,
+        scenario.durations,
+        scenario.max_in_flight,
+        limits=scenario.limits,
+        release_first=True,
+    )
+    assert released_first.runs == alone.runs
+    assert released_first.calls == alone.calls
 
 
 @modest
@@ -843,3 +868,20 @@ def test_a_hold_at_run_time_is_not_owed_to_waiting_tickets() -> None:
     assert policy.admit() == []  # t1 needs db, held at run time
     policy.release_hold("db")
     assert policy.admit() == [t1]
+
+
+def test_resources_given_back_early_let_a_waiting_holder_start() -> None:
+    """A ticket still in flight gives back what it declared for itself, but
+    not what it holds through a shared fixture."""
+    closer = Ticket(0, resources={"db": X, "cache": X}, held_through={"cache": "h1"})
+    db_user = Ticket(1, resources={"db": X})
+    cache_user = Ticket(2, resources={"cache": X})
+    policy = AdmissionPolicy([closer, db_user, cache_user], max_in_flight=10)
+    assert policy.admit() == [closer]
+    assert policy.release_own_resources(closer) == ["db"]
+    assert policy.admit() == [db_user]
+    assert policy.release_own_resources(closer) == []
+    policy.finish(closer)
+    assert policy.admit() == [cache_user]
+    with pytest.raises(ValueError, match="not in flight"):
+        policy.release_own_resources(closer)

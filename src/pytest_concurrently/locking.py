@@ -97,6 +97,17 @@ class RuntimeLocks:
             self._graph.release(name, holder)
             self._wake(name)
 
+    def gave_back(self, holder: Hashable, names: list[str]) -> None:
+        """``holder``, still running, gave back the declared resources
+        ``names`` (see :meth:`.AdmissionPolicy.release_own_resources`)."""
+        declared = self._declared.get(holder)
+        if declared is None:
+            return
+        for name in names:
+            if declared.pop(name, None) is not None:
+                self._graph.release(name, holder)
+                self._wake(name)
+
     # -- run-time holds ---------------------------------------------------------
 
     async def acquire(

@@ -319,6 +319,7 @@ class ConcurrentSession:
         self._fixtures.holds_resources = self._locks.holds_any
         self._setup_state.pause_timer = self._pause_timer
         self._setup_state.resume_timer = self._resume_timer
+        self._setup_state.waiting_for_scope = self._waiting_for_scope
         locking.install(self._locks)
         blocking.install(self._stalls)
         strays.install(self._strays)
@@ -447,6 +448,25 @@ class ConcurrentSession:
     def _released(self, item: pytest.Item) -> None:
         """``item`` has ended: free its declared holds for run-time locks."""
         self._locks.finished(item)
+
+    def _waiting_for_scope(self, item: pytest.Item) -> None:
+        """``item``'s own teardown is over, and it waits for the other tests
+        of a scope it ends: it gives back the resources it declared for
+        itself. What is left of its teardown belongs to the scope, which a
+        sequential run tears down after those tests; one of them may be
+        waiting for such a resource (a shared fixture's ``lock()``), and
+        would wait forever."""
+        ticket = self._ticket_of.get(item)
+        if ticket is None or not ticket.resources:
+            return
+        names = self._policy.release_own_resources(ticket)
+        if names:
+            self._locks.gave_back(item, names)
+            assert self._phase_over is not None
+            self._phase_over.get_loop().call_soon(self._guarded, self._admit_and_start)
+
+    def _admit_and_start(self) -> None:
+        self._start(self._admit())
 
     def _waited_for_lock(self, owner: Hashable, name: str, seconds: float) -> None:
         """A test waited for a run-time lock: count the wait, not as test

@@ -132,6 +132,9 @@ class ConcurrentSetupState(SetupState):
         #: for the other tests of a scope it ends; set by the runner.
         self.pause_timer: Callable[[pytest.Item], object] = lambda item: None
         self.resume_timer: Callable[[pytest.Item], object] = lambda item: None
+        #: Called when a test's own teardown is over and it starts to wait
+        #: for the other tests of a scope it ends; set by the runner.
+        self.waiting_for_scope: Callable[[pytest.Item], object] = lambda item: None
 
     def setup(self, item: pytest.Item) -> None:
         """Set up the collectors ``item`` needs that are not set up yet, then
@@ -170,6 +173,7 @@ class ConcurrentSetupState(SetupState):
             found = self._segments.get(item)
             for segment in found.closes if found is not None else ():
                 if segment.others_left and bridge.in_bridged_code():
+                    self.waiting_for_scope(item)
                     # Waiting for other tests is not this test's time.
                     self.pause_timer(item)
                     try:

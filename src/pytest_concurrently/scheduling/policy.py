@@ -375,6 +375,31 @@ class AdmissionPolicy:
             lock.release()
             self._wake(lock)
 
+    def release_own_resources(self, ticket: Ticket) -> list[str]:
+        """Give back, before an admitted ``ticket`` ends, the resources it
+        holds for itself (not those it holds through a shared fixture), and
+        return their names. :meth:`finish` then leaves them alone."""
+        waiter = self._in_flight.get(ticket)
+        if waiter is None:
+            raise ValueError(f"ticket {ticket.index} is not in flight")
+        own = {
+            self._resources[name]: name
+            for name in ticket.resources
+            if ticket.held_through.get(name) is None
+        }
+        released: list[str] = []
+        kept: list[tuple[Lock[_Waiter], Hashable]] = []
+        for lock, key in waiter.demands:
+            name = own.get(lock)
+            if name is None:
+                kept.append((lock, key))
+                continue
+            lock.release()
+            self._wake(lock)
+            released.append(name)
+        waiter.demands = kept
+        return released
+
     def waited(self, ticket: Ticket) -> tuple[float, str] | None:
         """How long an admitted ticket waited, and for what (in words): from
         the first time it could not start for a lock, or a ticket placed
