@@ -403,3 +403,45 @@ async def test_holder():
     result.assert_outcomes(passed=2)
     order = [(event.name, event.what) for event in read_events(pytester)]
     assert order == [("test_holder", "ran"), ("slow", "locked"), ("test_first", "ran")]
+
+
+@pytest.mark.parametrize("holder_waits", ["first", "later"])
+def test_a_lock_in_a_shared_fixture_s_setup_serves_declared_holders_waiting_for_it(
+    pytester: pytest.Pytester, holder_waits: str
+) -> None:
+    # test_holder declares "db" and needs db, whose setup (made for
+    # test_first) takes "db" at run time. The holder cannot go on before
+    # that setup ends, so the setup takes the lock for it instead of
+    # waiting for it: in a sequential run the fixture is made first.
+    # "later": the holder starts to wait for db only after the setup waits
+    # for the lock, which then looks at the holders again.
+    delay_lock, delay_holder = (0.1, 0.0) if holder_waits == "first" else (0.0, 0.1)
+    pytester.makepyfile(
+        HEADER
+        + f"""
+@pytest.fixture(scope="session")
+async def db():
+    await asyncio.sleep({delay_lock})
+    async with pytest_concurrently.lock("db"):
+        record("db", "migrated")
+
+@pytest.fixture(scope="session")
+async def before_db():
+    await asyncio.sleep({delay_holder})
+
+async def test_first(db):
+    record("test_first", "ran")
+
+@pytest.mark.resource("db")
+async def test_holder(before_db, db):
+    record("test_holder", "ran")
+
+async def test_last():
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", timeout=120)
+    result.assert_outcomes(passed=3)
+    order = [(event.name, event.what) for event in read_events(pytester)]
+    assert order[0] == ("db", "migrated")
+    assert sorted(order[1:]) == [("test_first", "ran"), ("test_holder", "ran")]

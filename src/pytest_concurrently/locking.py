@@ -82,6 +82,9 @@ class RuntimeLocks:
         # each owner's tasks have.
         self._owner_of_task: dict[Hashable, Hashable] = {}
         self._holds_of_owner: dict[Hashable, int] = {}
+        self.waits_for_copy_of: Callable[[Hashable, Hashable], bool] = lambda waiter, maker: False
+        """Whether the first test waits for a shared fixture that the
+        second is setting up; set by the runner."""
 
     # -- declared holds, reported by the runner --------------------------------
 
@@ -116,8 +119,9 @@ class RuntimeLocks:
         """Take ``name`` for ``task``, which runs for ``owner`` (a test, or
         the task itself), waiting as long as needed (or ``timeout`` seconds).
         Returns False when the hold is covered already, by what ``owner``
-        declared or by an enclosing lock of ``task`` (nothing to release
-        then)."""
+        declared or by an enclosing lock of ``task``, or when every holder
+        of ``name`` waits for the shared fixture ``owner`` is setting up
+        (nothing to release then)."""
         __tracebackhide__ = True
         covered = self._covering_hold(task, owner, name)
         if covered is not None:
@@ -128,8 +132,10 @@ class RuntimeLocks:
                     "exclusive, or take the exclusive lock first)"
                 )
             return False
-        if not self._policy.try_hold(name, access, task):
-            await self._wait(name, access, task, owner, timeout)
+        if not self._policy.try_hold(name, access, task) and not await self._wait(
+            name, access, task, owner, timeout
+        ):
+            return False
         self._held.setdefault(task, {})[name] = access
         self._owner_of_task[task] = owner
         self._holds_of_owner[owner] = self._holds_of_owner.get(owner, 0) + 1
@@ -164,10 +170,32 @@ class RuntimeLocks:
             return held
         return self._declared.get(owner, {}).get(name)
 
+    def _serves_every_holder(self, name: str, owner: Hashable) -> bool:
+        """Whether every holder of ``name`` is a test that declared it and
+        waits for a shared fixture ``owner`` is setting up.
+
+        The setup then works for those tests, as if one of them had made the
+        fixture (a wider fixture's hold is shared with its users), and takes
+        the lock without waiting: they cannot go on before it ends."""
+        holders = [holder for holder in self._graph.holders(name) if holder is not owner]
+        return bool(holders) and all(
+            holder in self._declared and self.waits_for_copy_of(holder, owner) for holder in holders
+        )
+
+    def recheck(self) -> None:
+        """Wake every waiting lock to look at its holders again (a holder
+        started to wait for a fixture)."""
+        for name in list(self._waiters):
+            self._wake(name)
+
     async def _wait(
         self, name: str, access: Access, task: Hashable, owner: Hashable, timeout: float | None
-    ) -> None:
+    ) -> bool:
+        """Wait until ``task`` holds ``name`` (True), or until the holders
+        are all served by it (False: nothing was taken)."""
         __tracebackhide__ = True
+        if self._serves_every_holder(name, owner):
+            return False
         circle = self._graph.cycle(task, owner, name)
         if circle is not None:
             raise DeadlockError(_describe_circle(circle))
@@ -178,6 +206,8 @@ class RuntimeLocks:
         self._on_waiting(owner)
         try:
             while not self._policy.try_hold(name, access, task):
+                if self._serves_every_holder(name, owner):
+                    return False
                 waiter = loop.create_future()
                 self._waiters.setdefault(name, []).append(waiter)
                 remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
@@ -193,6 +223,7 @@ class RuntimeLocks:
                     waiters = self._waiters.get(name, [])
                     if waiter in waiters:
                         waiters.remove(waiter)
+            return True
         finally:
             self._graph.stop_waiting(task)
             waited = time.perf_counter() - started

@@ -317,6 +317,8 @@ class ConcurrentSession:
         self._segments = None
         self._fixtures.waits_for_test = self._setup_state.waits_for
         self._fixtures.holds_resources = self._locks.holds_any
+        self._fixtures.on_blocked = self._locks.recheck
+        self._locks.waits_for_copy_of = self._waits_for_copy_of
         self._setup_state.pause_timer = self._pause_timer
         self._setup_state.resume_timer = self._resume_timer
         self._setup_state.waiting_for_scope = self._waiting_for_scope
@@ -464,6 +466,13 @@ class ConcurrentSession:
             self._locks.gave_back(item, names)
             assert self._phase_over is not None
             self._phase_over.get_loop().call_soon(self._guarded, self._admit_and_start)
+
+    def _waits_for_copy_of(self, waiter: Hashable, maker: Hashable) -> bool:
+        return (
+            isinstance(waiter, pytest.Item)
+            and isinstance(maker, pytest.Item)
+            and self._fixtures.waits_for_copy_of(waiter, maker)
+        )
 
     def _admit_and_start(self) -> None:
         self._start(self._admit())

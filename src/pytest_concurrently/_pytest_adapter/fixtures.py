@@ -88,10 +88,14 @@ class FixtureInstances:
         """Whether a test holds a resource, declared or locked at run time
         (a lock another test waits for may be waiting for it); set by the
         runner."""
-        # How many shared copies each test is executing (nested when a
+        self.on_blocked: Callable[[], object] = lambda: None
+        """Called when a test starts to wait for a fixture (run-time locks
+        taken for that fixture may go on, see :meth:`waits_for_copy_of`);
+        set by the runner."""
+        # The shared copies each test is executing (more than one when a
         # shared fixture's setup asks for another): tests waiting for one of
         # them wait for that test.
-        self._turns: dict[pytest.Item, int] = {}
+        self._turns: dict[pytest.Item, list[AnyFixtureDef]] = {}
         # Collection positions and the lives of shared copies each test needs
         # (see lives.plan_admission), so that a new life is made by its first user.
         self._position: dict[pytest.Item, int] = {}
@@ -222,6 +226,7 @@ class FixtureInstances:
                 self._blocked[item] = (definition, request)
                 try:
                     self._wake_waiting_replacers()
+                    self.on_blocked()
                     waited_on = self._reason_to_wait(definition, request, item)
                     if waited_on is not None:
                         self._waiting += 1
@@ -231,7 +236,8 @@ class FixtureInstances:
                             self._waiting -= 1
                 finally:
                     del self._blocked[item]
-            self._turns[item] = self._turns.get(item, 0) + 1
+            turns = self._turns.setdefault(item, [])
+            turns.append(definition)
             try:
                 with _turn_taken(self._executing, definition):
                     try:
@@ -239,10 +245,9 @@ class FixtureInstances:
                     finally:
                         self._hold(definition, item)
             finally:
-                if self._turns[item] == 1:
+                turns.pop()
+                if not turns:
                     del self._turns[item]
-                else:
-                    self._turns[item] -= 1
             if _MADE_FOR not in definition.__dict__:
                 definition.__dict__[_MADE_FOR] = request
             # The test runs in a context of its own: it sees what the
@@ -251,6 +256,12 @@ class FixtureInstances:
             return result
 
         return execute_one_at_a_time
+
+    def waits_for_copy_of(self, waiter: pytest.Item, maker: pytest.Item) -> bool:
+        """Whether ``waiter`` is waiting for a shared copy that ``maker``
+        is executing (setting up, through its owner)."""
+        blocked = self._blocked.get(waiter)
+        return blocked is not None and blocked[0] in self._turns.get(maker, ())
 
     def _reason_to_wait(
         self,
