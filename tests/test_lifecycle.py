@@ -994,6 +994,70 @@ def test_a_test_executing_a_shared_fixture_does_not_wait_for_an_earlier_user_tha
     assert "making shared" in sections["test_second"]
 
 
+def test_a_test_a_closing_scope_waits_for_does_not_wait_for_an_earlier_user_that_waits(
+    pytester: pytest.Pytester,
+) -> None:
+    # test_A and test_B use L, test_A first. test_T ends test_B's module
+    # and, in its teardown, waits for test_B. test_A asks for s by a
+    # computed name and waits for test_T, which holds another value of s,
+    # to finish. Had test_B gone on waiting for test_A once test_T waits
+    # for it, none of the three could end.
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def s(request):
+            return getattr(request, "param", "plain")
+
+        @pytest.fixture(scope="session")
+        def L():
+            print("making L")
+        """
+    )
+    pytester.makepyfile(
+        test_m1="""
+        import asyncio
+        import pytest
+
+        NAME = "s" + ""
+
+        @pytest.fixture
+        async def pause():
+            await asyncio.sleep(0.1)
+
+        @pytest.fixture
+        def dynamic(request, pause):
+            return request.getfixturevalue(NAME)
+
+        @pytest.fixture
+        def late_L(request, dynamic):
+            request.getfixturevalue("L")
+
+        async def test_A(late_L):
+            pass
+        """,
+        test_m2="""
+        import pytest
+
+        async def test_B(L):
+            pass
+
+        @pytest.mark.parametrize("s", ["x"], indirect=True)
+        async def test_T(s):
+            pass
+        """,
+        test_m3="""
+        async def test_Z():
+            pass
+        """,
+    )
+    result = pytester.runpytest_subprocess(
+        "--concurrently-mode=auto", "-p", "no:randomly", "-rP", timeout=120
+    )
+    result.assert_outcomes(passed=4)
+
+
 def _passes_sections(lines: list[str]) -> dict[str, str]:
     """The text under each test's header in the PASSES summary."""
     sections: dict[str, list[str]] = {}

@@ -453,11 +453,12 @@ class ConcurrentSession:
 
     def _waiting_for_scope(self, item: pytest.Item) -> None:
         """``item``'s own teardown is over, and it waits for the other tests
-        of a scope it ends: it gives back the resources it declared for
-        itself. What is left of its teardown belongs to the scope, which a
-        sequential run tears down after those tests; one of them may be
-        waiting for such a resource (a shared fixture's ``lock()``), and
-        would wait forever."""
+        of a scope it ends: the fixture layer hears of it, and ``item``
+        gives back the resources it declared for itself. What is left of
+        its teardown belongs to the scope, which a sequential run tears
+        down after those tests; one of them may be waiting for such a
+        resource (a shared fixture's ``lock()``), and would wait forever."""
+        self._fixtures.closing_scope(item)
         ticket = self._ticket_of.get(item)
         if ticket is None or not ticket.resources:
             return

@@ -96,6 +96,9 @@ class FixtureInstances:
         # shared fixture's setup asks for another): tests waiting for one of
         # them wait for that test.
         self._turns: dict[pytest.Item, list[AnyFixtureDef]] = {}
+        # Tests whose teardown waits for the other tests of a scope they
+        # end (until their teardown is over).
+        self._closing: set[pytest.Item] = set()
         # Collection positions and the lives of shared copies each test needs
         # (see lives.plan_admission), so that a new life is made by its first user.
         self._position: dict[pytest.Item, int] = {}
@@ -171,6 +174,7 @@ class FixtureInstances:
             cast(Any, item)._fixtureinfo = original
         self._lives.pop(item, None)
         self._ends.pop(item, None)
+        self._closing.discard(item)
 
     def _copy(self, item: pytest.Item, name: str, definition: AnyFixtureDef) -> AnyFixtureDef:
         node = copy_node(item, name, definition)
@@ -186,6 +190,12 @@ class FixtureInstances:
             self._slot_of[shared] = ("fixture", definition, node)
         return shared
 
+    def closing_scope(self, item: pytest.Item) -> None:
+        """Record that ``item``'s teardown waits for the other tests of a
+        scope it ends (see :meth:`_waited_for_by_nobody`)."""
+        self._closing.add(item)
+        self._wake_waiting_replacers()
+
     def setup_over(self, item: pytest.Item) -> None:
         """Record that ``item``'s setup phase has ended, however it ended."""
         if item in self._setting_up:
@@ -197,6 +207,7 @@ class FixtureInstances:
         its teardown, scopes it ends included, is over. A test waiting to
         replace one of them checks again."""
         self._setting_up.discard(item)
+        self._closing.discard(item)
         for definition in self._held_by.pop(item, ()):
             holders = self._holders.get(definition)
             if holders is not None:
@@ -395,13 +406,19 @@ class FixtureInstances:
         ``item`` while it waits for a fixture.
 
         What others wait for without giving up is a shared copy being
-        executed (its turn) and a resource (a run-time lock); a test that
-        holds neither is waited for only by tests that give up waiting when
-        it blocks (:meth:`_other_holders_of_replaced_value`,
-        :meth:`_may_go_on`), and by a test whose teardown ends a scope
-        ``item`` belongs to, which comes later in collection order.
+        executed (its turn), a resource (a run-time lock), and the end of
+        the tests of a scope (a teardown that ends it). A test that is in
+        none of these positions is waited for only by tests that give up
+        waiting when it blocks (:meth:`_other_holders_of_replaced_value`,
+        :meth:`_may_go_on`). A closing test is not itself blocked, so a test
+        waiting to replace a value it holds does not give up; that test
+        may be the one ``item`` would wait for.
         """
-        return item not in self._turns and not self.holds_resources(item)
+        return (
+            item not in self._turns
+            and not self.holds_resources(item)
+            and not any(self.waits_for_test(closer, item) for closer in self._closing)
+        )
 
     def _may_go_on(self, item: pytest.Item) -> bool:
         """Whether ``item`` is not waiting here, or what it waits for is
